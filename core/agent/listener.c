@@ -178,7 +178,8 @@ static void compute_fd_budget(server *s) {
         }
         if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1u << 20)
                 rl.rlim_cur = 1u << 20;
-        s->fd_budget = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned) (rl.rlim_cur - FD_RESERVE) : FD_RESERVE;
+        /* Under a tiny limit, half goes to clients and half stays in reserve. */
+        s->fd_budget = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned) (rl.rlim_cur - FD_RESERVE) : (unsigned) rl.rlim_cur / 2;
 }
 
 void listener_update(server *s) {

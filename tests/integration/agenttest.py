@@ -155,7 +155,8 @@ def render_config(cfg):
 class Agent:
     """A running daemon on a private sandbox tree."""
 
-    def __init__(self, config=None, expect_ready=True, env=None, **over):
+    def __init__(self, config=None, expect_ready=True, env=None, nofile=None, **over):
+        self.nofile = nofile    # RLIMIT_NOFILE for the agent, to test its descriptor budget
         self.root = tempfile.mkdtemp(prefix="jabali-it-")
         os.makedirs(os.path.join(self.root, "files"))
         os.makedirs(os.path.join(self.root, "run"))
@@ -187,8 +188,15 @@ class Agent:
         if env:
             e.update(env)
         self.stderr = open(self.stderr_path, "ab")
+        limit = self.nofile
+
+        def preexec():
+            if limit:
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
         self.proc = subprocess.Popen([AGENT, "--foreground", "-c", self.conf_path], stdin=subprocess.DEVNULL,
-                                     stdout=self.stderr, stderr=self.stderr, env=e)
+                                     stdout=self.stderr, stderr=self.stderr, env=e, preexec_fn=preexec)
         if expect_ready:
             self.wait_notify("READY=1")
 

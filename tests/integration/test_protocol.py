@@ -262,6 +262,29 @@ def connection_caps_refuse_cleanly():
             c.close()
 
 
+@test
+def accept_pauses_at_the_descriptor_budget():
+    """With 100 descriptors the agent gives clients 50 and keeps the rest in
+    reserve: the 51st client waits in the backlog, unrefused, until another
+    one leaves."""
+    import select
+    with Agent(nofile=100, limits={"max_connections": 256, "max_connections_per_uid": 256}) as a:
+        held = [a.client() for _ in range(50)]
+        for c in held:
+            expect_ok(c.call("agent.ping"))
+        late = a.client()
+        late.send("agent.ping", request_id="late")
+        ready, _, _ = select.select([late.sock], [], [], 0.5)
+        assert not ready, "answered beyond the descriptor budget"
+        held.pop().close()
+        r = late.recv()
+        assert r["request_id"] == "late" and r["ok"], r
+        late.close()
+        for c in held:
+            c.close()
+        assert "accepting paused" in a.log() and "accepting resumed" in a.log(), a.log()
+
+
 def as_nobody(path, payload):
     """Connects from a child process running as nobody; returns the answer."""
     rfd, wfd = os.pipe()
