@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Per-resource locks across processes (see <jabali/lock.h>).
  *
- * OFD locks belong to the open file description, not to the process, so
- * two threads (or one process twice) conflict like two processes do, and
- * closing the descriptor is the release. fcntl has no timed wait: a timer
- * signal without SA_RESTART interrupts F_OFD_SETLKW instead, which keeps
- * the wait free of polling. */
+ * flock() locks belong to the open file description, not to the process
+ * (like fcntl's F_OFD_SETLKW ones), so two threads or one process twice
+ * conflict like two processes do, and closing the descriptor is the
+ * release. flock() rather than F_OFD_SETLKW: same semantics for a
+ * whole-file lock, and valgrind 3.19 runs F_OFD_SETLKW with all signals
+ * blocked, which makes a timed wait hang there for good.
+ *
+ * There is no timed wait in the kernel: a timer signal without SA_RESTART
+ * interrupts the wait instead, which keeps it free of polling. */
 
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1   /* F_OFD_SETLKW, gettid, strerrordesc_np */
+#define _GNU_SOURCE 1   /* gettid, strerrordesc_np */
 #endif
 
 #include <errno.h>
@@ -19,6 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -120,8 +125,8 @@ static uint64_t now_ns(void) {
         return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
-/* F_OFD_SETLKW bounded by a timer. Returns 0, -ETIMEDOUT or -errno. */
-static int lock_timed(int fd, struct flock *fl, int timeout_ms) {
+/* flock(LOCK_EX) bounded by a timer. Returns 0, -ETIMEDOUT or -errno. */
+static int lock_timed(int fd, int timeout_ms) {
         struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = JB_LOCK_SIGNAL };
         struct itimerspec its = {
                 .it_value = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long) (timeout_ms % 1000) * 1000000 },
@@ -150,7 +155,7 @@ static int lock_timed(int fd, struct flock *fl, int timeout_ms) {
                 r = -errno;
         else
                 for (;;) {
-                        if (fcntl(fd, F_OFD_SETLKW, fl) == 0) {
+                        if (flock(fd, LOCK_EX) == 0) {
                                 r = 0;
                                 break;
                         }
@@ -174,13 +179,11 @@ static int lock_timed(int fd, struct flock *fl, int timeout_ms) {
 }
 
 static int lock_wait(int fd, int timeout_ms) {
-        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0, .l_pid = 0 };
-
         if (timeout_ms > 0)
-                return lock_timed(fd, &fl, timeout_ms);
+                return lock_timed(fd, timeout_ms);
         if (timeout_ms == 0)
-                return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? (errno == EACCES ? -EAGAIN : -errno) : 0;
-        while (fcntl(fd, F_OFD_SETLKW, &fl) < 0)
+                return flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;   /* EWOULDBLOCK == EAGAIN */
+        while (flock(fd, LOCK_EX) < 0)
                 if (errno != EINTR)
                         return -errno;
         return 0;
@@ -209,7 +212,7 @@ JB_EXPORT int jb_lock_acquire(const char *lock_dir, const char *key, int timeout
         }
 
         /* O_NONBLOCK: a FIFO planted under that name must not stall us. */
-        fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600);
+        fd = openat(dir_fd, name, O_RDONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600);
         if (fd < 0) {
                 if (errno == ELOOP)
                         return jb_err_set(err, JB_E_CONFLICT, "%s/%s: lock file is a symlink", lock_dir, name);

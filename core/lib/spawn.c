@@ -4,7 +4,9 @@
  * posix_spawn puts the child in its own process group with a clean signal
  * state and only fds 0-2; the parent then multiplexes stdin, stdout,
  * stderr and a pidfd with poll(). Exit is noticed through the pidfd, so no
- * SIGCHLD handler is involved and a blocked SIGCHLD does not matter. */
+ * SIGCHLD handler is involved and a blocked SIGCHLD does not matter. Where
+ * pidfd_open() is missing (ENOSYS: kernels before 5.3, valgrind 3.19) a
+ * waitid(WNOHANG) every NO_PIDFD_TICK_MS takes its place. */
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1   /* pipe2, addclosefrom_np, strerrordesc_np, sigabbrev_np */
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +37,8 @@
  * started may hold the pipes), and after a timeout kill. */
 #define DRAIN_AFTER_EXIT_MS 1000
 #define DRAIN_AFTER_KILL_MS 250
+/* Without pidfds (kernel < 5.3, or valgrind 3.19) exit is checked this often. */
+#define NO_PIDFD_TICK_MS 20
 #define NO_DEADLINE UINT64_MAX
 
 #define EXCERPT_LINES 3
@@ -247,7 +252,7 @@ static ssize_t write_nosigpipe(int fd, const void *p, size_t n) {
 
 typedef struct run {
         pid_t pid;
-        int pidfd;
+        int pidfd;              /* -1 when the kernel has no pidfd_open */
         int in_fd, out_fd, err_fd;      /* parent ends, -1 once closed */
         const uint8_t *in_data;
         size_t in_left;
@@ -256,13 +261,18 @@ typedef struct run {
         siginfo_t si;
 } run;
 
-static int reap(run *r) {
+/* Reaps the child; with `nohang`, only if it has exited (else returns 0
+ * and r->exited stays false). */
+static int reap(run *r, bool nohang) {
+        idtype_t type = r->pidfd >= 0 ? P_PIDFD : P_PID;
+        id_t id = r->pidfd >= 0 ? (id_t) r->pidfd : (id_t) r->pid;
+
         memset(&r->si, 0, sizeof r->si);
-        while (waitid(P_PIDFD, (id_t) r->pidfd, &r->si, WEXITED) < 0) {
+        while (waitid(type, id, &r->si, WEXITED | (nohang ? WNOHANG : 0)) < 0) {
                 if (errno != EINTR)
                         return -errno;
         }
-        r->exited = true;
+        r->exited = r->si.si_pid != 0;
         return 0;
 }
 
@@ -273,8 +283,11 @@ static void kill_and_reap(run *r) {
         if (r->exited)
                 return;
         (void) kill(-r->pid, SIGKILL);
-        (void) pidfd_send_signal(r->pidfd, SIGKILL, NULL, 0);
-        (void) reap(r);
+        if (r->pidfd >= 0)
+                (void) pidfd_send_signal(r->pidfd, SIGKILL, NULL, 0);
+        else
+                (void) kill(r->pid, SIGKILL);
+        (void) reap(r, false);
 }
 
 static void run_close(run *r) {
@@ -352,10 +365,11 @@ static int run_loop(run *r, uint64_t timeout_ms) {
                         idx_err = (int) n;
                         pfd[n++] = (struct pollfd) { .fd = r->err_fd, .events = POLLIN };
                 }
-                if (!r->exited) {
+                if (!r->exited && r->pidfd >= 0) {
                         idx_pid = (int) n;
                         pfd[n++] = (struct pollfd) { .fd = r->pidfd, .events = POLLIN };
-                }
+                } else if (!r->exited && (wait_ms < 0 || wait_ms > NO_PIDFD_TICK_MS))
+                        wait_ms = NO_PIDFD_TICK_MS;
 
                 k = poll(pfd, n, wait_ms);
                 if (k < 0) {
@@ -370,9 +384,11 @@ static int run_loop(run *r, uint64_t timeout_ms) {
                         return k;
                 if (idx_err >= 0 && pfd[idx_err].revents && (k = drain(&r->err_fd, &r->err)) < 0)
                         return k;
-                if (idx_pid >= 0 && pfd[idx_pid].revents) {
-                        if ((k = reap(r)) < 0)
+                if (!r->exited && (r->pidfd < 0 || (idx_pid >= 0 && pfd[idx_pid].revents))) {
+                        if ((k = reap(r, r->pidfd < 0)) < 0)
                                 return k;
+                        if (!r->exited)
+                                continue;
                         drain_until = now_ms() + DRAIN_AFTER_EXIT_MS;
                         if (drain_until > deadline)
                                 drain_until = deadline;
@@ -385,9 +401,9 @@ static int run_loop(run *r, uint64_t timeout_ms) {
 
 static int start_failed(jb_err *err, const char *program, int e) {
         if (e == ENOENT)
-                return jb_err_set(err, JB_E_NOT_FOUND, "%s: cannot run: %s (or no such working directory)",
-                                  program, errno_text(e));
-        return jb_err_set(err, JB_E_INTERNAL, "%s: cannot run: %s", program, errno_text(e));
+                return jb_err_set(err, JB_E_NOT_FOUND, "%.*s: cannot run: %s", PROGRAM_BYTES, program,
+                                  errno_text(e));
+        return jb_err_set(err, JB_E_INTERNAL, "%.*s: cannot run: %s", PROGRAM_BYTES, program, errno_text(e));
 }
 
 /* posix_spawn with the file actions and attributes the header promises. */
@@ -455,6 +471,24 @@ static int check_opts(const jb_spawn_opts *o, jb_err *err) {
         return 0;
 }
 
+/* Checks ahead what exec and chdir would say, for clear messages (the
+ * child's own failure is still reported if things change meanwhile). */
+static int check_paths(const jb_spawn_opts *o, jb_err *err) {
+        struct stat st;
+
+        if (stat(o->argv[0], &st) < 0)
+                return start_failed(err, o->argv[0], errno);
+        if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111))
+                return jb_err_set(err, JB_E_INTERNAL, "%.*s: cannot run: not an executable file",
+                                  PROGRAM_BYTES, o->argv[0]);
+        if (!o->cwd)
+                return 0;
+        if (stat(o->cwd, &st) < 0 || !S_ISDIR(st.st_mode))
+                return jb_err_set(err, errno == ENOENT ? JB_E_NOT_FOUND : JB_E_INTERNAL,
+                                  "%.*s: no such working directory", PROGRAM_BYTES, o->cwd);
+        return 0;
+}
+
 JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err *err) {
         const char *envp[ELEMENTSOF(base_env) + JB_SPAWN_ENV_MAX + 1];
         int in_p[2] = { -1, -1 }, out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 };
@@ -465,7 +499,7 @@ JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err 
         if (!ret)
                 return jb_err_set(err, JB_E_INVALID_PARAMS, "no result pointer");
         memset(ret, 0, sizeof *ret);
-        if (check_opts(o, err) < 0 || build_env(o->env, envp, err) < 0)
+        if (check_opts(o, err) < 0 || build_env(o->env, envp, err) < 0 || check_paths(o, err) < 0)
                 return -1;
 
         program = strdup(o->argv[0]);
@@ -496,7 +530,7 @@ JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err 
         }
 
         r.pidfd = pidfd_open(r.pid, 0);
-        if (r.pidfd < 0) {
+        if (r.pidfd < 0 && errno != ENOSYS) {
                 int e = errno;
                 (void) kill(-r.pid, SIGKILL);
                 (void) kill(r.pid, SIGKILL);

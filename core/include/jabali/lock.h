@@ -15,10 +15,11 @@
  *   ... converge ...
  *   jb_lock_release(lk);
  *
- * A lock is an open file description holding an exclusive fcntl
- * F_OFD_SETLKW lock on a file in the lock directory. The kernel drops it
- * when the descriptor is closed, also when the process dies, so a crashed
- * worker never leaves a stale lock. The file's name is derived from the key
+ * A lock is an open file description holding an exclusive flock(2) lock
+ * on a file in the lock directory (like an fcntl F_OFD_SETLKW lock, it
+ * belongs to the open file description, not to the process). The kernel
+ * drops it when the descriptor is closed, also when the process dies, so a
+ * crashed worker never leaves a stale lock. The file's name is derived from the key
  * (the key's safe characters, escaped, plus a hash of the whole key; never
  * a '/' and never "." or ".."), so any key stays inside the directory. Lock
  * files are left in place (removing them would break the exclusion); on a

@@ -104,8 +104,8 @@ typedef struct jb_spawn_result {
  * (jb_spawn_succeeded) — and fills *ret, which the caller releases with
  * jb_spawn_result_free. Returns -1 when it could not be run: INVALID_PARAMS
  * (no argv, relative argv[0], bad env entry, too large max_output),
- * NOT_FOUND (argv[0] or cwd does not exist), INTERNAL (other failures,
- * with strerror). On -1, *ret is zeroed (freeing it is harmless) and no
+ * NOT_FOUND (argv[0] or cwd does not exist), INTERNAL (argv[0] is not an
+ * executable file; other failures, with strerror). On -1, *ret is zeroed (freeing it is harmless) and no
  * process is left behind. */
 JB_EXPORT int jb_spawn_run(const jb_spawn_opts *opts, jb_spawn_result *ret, jb_err *err);
 
