@@ -474,10 +474,18 @@ static int on_idle_timeout(sd_event_source *es, uint64_t usec, void *userdata) {
 
 static char **worker_env(void) {
         /* The worker gets a fixed environment. What passes through is what
-         * decided how the master itself was loaded (the library path: a
-         * worker is the same binary and must resolve the same libraries)
-         * and sanitizer settings, so test builds behave alike. */
-        static const char *const pass[] = { "LD_LIBRARY_PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL };
+         * decided how the master itself was loaded (the library path and
+         * preloads: a worker is the same binary and must load the same way;
+         * whoever sets them for the master already runs code as root, so
+         * passing them on grants nothing new) and test settings: sanitizer
+         * options, and the JABALI_SHIM_* variables read by the libapparmor
+         * test shim (tests/shim/aa-shim.c), inert unless it is preloaded. */
+        static const char *const pass[] = {
+                "LD_LIBRARY_PATH", "LD_PRELOAD",
+                "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+                "JABALI_SHIM_AA", "JABALI_SHIM_AA_CHANGE_HAT", "JABALI_SHIM_AA_CHANGE_PROFILE", "JABALI_SHIM_LOG",
+                NULL
+        };
         static char path[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
         static char lang[] = "LANG=C.UTF-8";
         char **env = calloc(ELEMENTSOF(pass) + 4, sizeof(char *));
@@ -489,9 +497,13 @@ static char **worker_env(void) {
         env[n++] = lang;
         for (size_t i = 0; pass[i]; i++) {
                 size_t kl = strlen(pass[i]);
+                /* The first match only, as getenv() would: a name set twice
+                 * must not run past the array. */
                 for (char **e = environ; *e; e++)
-                        if (strncmp(*e, pass[i], kl) == 0 && (*e)[kl] == '=')
+                        if (strncmp(*e, pass[i], kl) == 0 && (*e)[kl] == '=') {
                                 env[n++] = *e;
+                                break;
+                        }
         }
         return env;
 }

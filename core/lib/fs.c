@@ -104,7 +104,8 @@ static int check_relpath(const char *relpath, jb_err *err) {
                 if (l == 1 && p[0] == '.')
                         return jb_err_set(err, JB_E_INVALID_PARAMS, "%s: path has a \".\" component", relpath);
                 if (l == 2 && p[0] == '.' && p[1] == '.')
-                        return jb_err_set(err, JB_E_INVALID_PARAMS, "%s: path escapes the root directory", relpath);
+                        return jb_err_set(err, JB_E_INVALID_PARAMS, "%s: path escapes the root directory",
+                                          relpath);
                 if (p[l] == '\0')
                         return 0;
                 p += l + 1;
@@ -545,7 +546,8 @@ JB_EXPORT int jb_fs_write_atomic(int root_fd, const char *relpath, const void *d
         return 1;
 }
 
-JB_EXPORT int jb_fs_read(int root_fd, const char *relpath, size_t max_size, char **ret, size_t *ret_len, jb_err *err) {
+JB_EXPORT int jb_fs_read(int root_fd, const char *relpath, size_t max_size, char **ret, size_t *ret_len,
+                         jb_err *err) {
         _cleanup_close_ int dir_fd = -1, fd = -1;
         _cleanup_free_ char *buf = NULL;
         size_t cap, n = 0;

@@ -492,7 +492,7 @@ static int check_paths(const jb_spawn_opts *o, jb_err *err) {
 JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err *err) {
         const char *envp[ELEMENTSOF(base_env) + JB_SPAWN_ENV_MAX + 1];
         int in_p[2] = { -1, -1 }, out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 };
-        _cleanup_free_ char *program = NULL;
+        const char *program;
         run r = { .pid = -1, .pidfd = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1 };
         int k;
 
@@ -502,9 +502,7 @@ JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err 
         if (check_opts(o, err) < 0 || build_env(o->env, envp, err) < 0 || check_paths(o, err) < 0)
                 return -1;
 
-        program = strdup(o->argv[0]);
-        if (!program)
-                return jb_err_set(err, JB_E_INTERNAL, "out of memory");
+        program = o->argv[0];
         r.out.max = r.err.max = o->max_output ? o->max_output : JB_SPAWN_OUTPUT_DEFAULT;
         r.in_data = o->stdin_data;
         r.in_left = o->stdin_data ? o->stdin_len : 0;
@@ -537,7 +535,8 @@ JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err 
                 while (waitpid(r.pid, NULL, 0) < 0 && errno == EINTR)
                         ;
                 run_close(&r);
-                return jb_err_set(err, JB_E_INTERNAL, "%s: pidfd_open: %s", program, errno_text(e));
+                return jb_err_set(err, JB_E_INTERNAL, "%.*s: pidfd_open: %s", PROGRAM_BYTES, program,
+                                  errno_text(e));
         }
 
         k = 0;
@@ -545,7 +544,7 @@ JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err 
             (k = set_nonblock(r.err_fd)) < 0 || (k = run_loop(&r, o->timeout_ms)) < 0) {
                 kill_and_reap(&r);
                 run_close(&r);
-                return jb_err_set(err, JB_E_INTERNAL, "%s: %s", program, errno_text(-k));
+                return jb_err_set(err, JB_E_INTERNAL, "%.*s: %s", PROGRAM_BYTES, program, errno_text(-k));
         }
 
         if (r.si.si_code == CLD_EXITED) {
@@ -557,9 +556,9 @@ JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err 
         ret->timed_out = r.timed_out;
         ret->stdout_data = capture_take(&r.out, &ret->stdout_len, &ret->stdout_truncated);
         ret->stderr_data = capture_take(&r.err, &ret->stderr_len, &ret->stderr_truncated);
-        ret->program = TAKE_PTR(program);
+        ret->program = strdup(program);
         run_close(&r);
-        if (!ret->stdout_data || !ret->stderr_data) {
+        if (!ret->stdout_data || !ret->stderr_data || !ret->program) {
                 jb_spawn_result_free(ret);
                 return jb_err_set(err, JB_E_INTERNAL, "out of memory");
         }

@@ -150,7 +150,8 @@ static int parse_tag(parser *p, size_t text_start, size_t open) {
                 if (memchr(tpl + in_start, '\n', in_end - in_start))
                         return jb_err_set(p->err, JB_E_INTERNAL, "line %u: tag spans lines", line);
                 if (sigil == '{' || sigil == '&')
-                        return jb_err_set(p->err, JB_E_INTERNAL, "line %u: unescaped output is not supported", line);
+                        return jb_err_set(p->err, JB_E_INTERNAL, "line %u: unescaped output is not supported",
+                                          line);
                 if (sigil == '>' || sigil == '=')
                         return jb_err_set(p->err, JB_E_INTERNAL,
                                           "line %u: partials and delimiter changes are not supported", line);
@@ -361,8 +362,8 @@ static bool shellword_ok(unsigned char c) {
 }
 
 static int refuse(renderer *r, const node *n, const char *what) {
-        return jb_err_set(r->err, JB_E_INVALID_PARAMS, "line %u: {{%.*s}}: value %s which is not allowed in %s context",
-                          n->line, (int) n->len, n->s, what, context_names[r->ctx]);
+        return jb_err_set(r->err, JB_E_INVALID_PARAMS,
+                          "line %u: {{%.*s}}: value %s which is not allowed in %s context", n->line, (int) n->len, n->s, what, context_names[r->ctx]);
 }
 
 static int refuse_char(renderer *r, const node *n, unsigned char c) {
@@ -557,6 +558,7 @@ JB_EXPORT int jb_template_render(const char *tpl, size_t tpl_len, struct json_ob
                        char **ret, size_t *ret_len, jb_err *err) {
         parser p = { .tpl = tpl, .len = tpl_len, .line = 1, .err = err };
         renderer r = { .ctx = ctx, .err = err };
+        const char *nul;
         int k;
 
         if (!ret)
@@ -566,9 +568,10 @@ JB_EXPORT int jb_template_render(const char *tpl, size_t tpl_len, struct json_ob
                 return jb_err_set(err, JB_E_INVALID_PARAMS, "no template");
         if ((unsigned) ctx >= ELEMENTSOF(context_names))
                 return jb_err_set(err, JB_E_INVALID_PARAMS, "unknown template context %d", (int) ctx);
-        if (tpl_len > 0 && memchr(tpl, '\0', tpl_len))
+        nul = tpl_len > 0 ? memchr(tpl, '\0', tpl_len) : NULL;
+        if (nul)
                 return jb_err_set(err, JB_E_INTERNAL, "line %u: template contains a NUL byte",
-                                  1 + count_lines(tpl, (size_t) ((const char *) memchr(tpl, '\0', tpl_len) - tpl)));
+                                  1 + count_lines(tpl, (size_t) (nul - tpl)));
 
         k = parse(&p);
         if (k == 0) {

@@ -65,7 +65,7 @@ done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/jabali-aa-test.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT TERM
+trap 'exit 1' HUP INT PIPE TERM
 
 # A private include directory, searched before /etc/apparmor.d: the tree's
 # abstraction and hats, and empty stand-ins for every "include if exists"

@@ -5,7 +5,9 @@
  *     base/root      the root the functions are given
  *     base/outside   what an escape would reach (outside/secret must survive) */
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
+#endif
 
 #include <dirent.h>
 #include <errno.h>

@@ -3,7 +3,9 @@
  * pipes, never with sleeps. Children report through their exit status and
  * pipes only (no cmocka calls in a child). */
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
+#endif
 
 #include <dirent.h>
 #include <errno.h>

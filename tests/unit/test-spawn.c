@@ -5,7 +5,9 @@
  * The test process is a child subreaper, so that what a spawned program
  * leaves behind becomes our child and can be checked (and reaped) here. */
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
+#endif
 
 #include <errno.h>
 #include <fcntl.h>

@@ -168,7 +168,7 @@ static void test_standalone(void **st) {
 static void test_nginx_context(void **st) {
         (void) st;
         const char *bad[] = { "a;b", "a{", "}", "a\"b", "a'b", "a\\b", "$host", "a#b", "a`b",
-                              "a b", "a\tb", "a\nb", "a\rb", "a\x01" "b", "a\x7f" };
+                              "a b", "a\tb", "a\nb", "a\rb", ("a\x01" "b"), "a\x7f" };
         char json[128];
 
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -19,19 +19,20 @@
  * on a file in the lock directory (like an fcntl F_OFD_SETLKW lock, it
  * belongs to the open file description, not to the process). The kernel
  * drops it when the descriptor is closed, also when the process dies, so a
- * crashed worker never leaves a stale lock. The file's name is derived from the key
- * (the key's safe characters, escaped, plus a hash of the whole key; never
- * a '/' and never "." or ".."), so any key stays inside the directory. Lock
- * files are left in place (removing them would break the exclusion); on a
- * tmpfs such as /run they vanish at reboot.
+ * crashed worker never leaves a stale lock. The file's name is derived from
+ * the key (the key's safe characters, escaped, plus a hash of the whole key;
+ * never a '/' and never "." or ".."), so any key stays inside the
+ * directory. Lock files are left in place (removing them would break the
+ * exclusion); on a tmpfs such as /run they vanish at reboot.
  *
  * Locks are not re-entrant: acquiring a key this process already holds
  * waits for itself (and times out). The descriptor is O_CLOEXEC, but a
  * child made with fork() shares it: the lock is released only when every
  * copy is closed.
  *
- * A timed wait (timeout_ms > 0) arms a one-shot CLOCK_MONOTONIC timer that
- * sends JB_LOCK_SIGNAL to the calling thread to interrupt the wait; during
+ * A timed wait (timeout_ms > 0) arms a CLOCK_MONOTONIC timer that sends
+ * JB_LOCK_SIGNAL to the calling thread when the timeout passes (and every
+ * 10 ms after that until the wait has ended) to interrupt the wait; during
  * the wait that signal is unblocked in this thread and handled by a no-op
  * handler installed without SA_RESTART. The previous handler and signal
  * mask are restored before returning. A process using JB_LOCK_SIGNAL for

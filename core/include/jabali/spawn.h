@@ -26,9 +26,10 @@
  *  - stdin: opts->stdin_data through a pipe (closed once written), or
  *    /dev/null. stdout and stderr: pipes read by the caller.
  *  - No other descriptor (everything from 3 up is closed), an empty signal
- *    mask, every signal at its default action, its own process group (so a
- *    timeout kills whatever it started in that group), the working
- *    directory opts->cwd or "/".
+ *    mask, every signal at its default action (except glibc's two internal
+ *    signals, 32 and 33, which posix_spawn leaves ignored), its own process
+ *    group (so a timeout kills whatever it started in that group), the
+ *    working directory opts->cwd or "/".
  *
  * The caller's process must not reap children it did not start itself
  * (waitpid(-1, ...)) and must not set SIGCHLD to SIG_IGN while a program

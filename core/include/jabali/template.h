@@ -11,10 +11,11 @@
  *                         null, an object, an array or a fractional number
  *                         is an error — never silently empty.
  *   {{.}}                 the current element inside a section.
- *   {{#name}}...{{/name}} a section. false, null, "", 0, 0.0 and an empty array render
- *                         nothing; an array renders the body once per
- *                         element; anything else (true, a non-empty string,
- *                         a non-zero number, an object) renders it once.
+ *   {{#name}}...{{/name}} a section. false, null, "", 0, 0.0 and an empty
+ *                         array render nothing; an array renders the body
+ *                         once per element; anything else (true, a
+ *                         non-empty string, a non-zero number, an object)
+ *                         renders it once.
  *                         Inside, the value (or the array element) is the
  *                         current context: names are looked up in it first,
  *                         then outward.
