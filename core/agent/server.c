@@ -2,6 +2,7 @@
 /* The master's life cycle: start-up order, signals, reload, drain, exit. */
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -156,6 +157,10 @@ static int setup_signals(server *s) {
         return 0;
 }
 
+/* Exit status for a configuration the agent cannot run with (sysexits'
+ * EX_CONFIG), so that a service manager need not restart it in a loop. */
+#define EXIT_CONFIG 78
+
 int server_run(const char *config_path) {
         server s = { .listen_fd = -1, .config_path = config_path, .start_usec = now_usec() };
         struct agent_config *cfg = NULL;
@@ -164,9 +169,14 @@ int server_run(const char *config_path) {
 
         if (config_load(config_path, NULL, &cfg, &err) < 0) {
                 log_error("%s", err.msg);
-                return 1;
+                return EXIT_CONFIG;
         }
         log_set_level(cfg->log_level);
+        /* Hats are entered before no_new_privs; a master that already has
+         * it (a unit with NoNewPrivileges=, a wrapper) would make every hat
+         * entry fail. */
+        if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1 && cfg->apparmor != APPARMOR_OFF)
+                log_warning("no_new_privs is already set on the master: workers cannot enter their AppArmor hats");
         for (size_t i = 0; i < cfg->n_warnings; i++)
                 log_warning("%s", cfg->warnings[i]);
         s.exe_path = self_exe();
@@ -178,7 +188,7 @@ int server_run(const char *config_path) {
         if (modset_load(cfg, &s.modules, &err) < 0) {
                 log_error("%s", err.msg);
                 config_free(cfg);
-                r = 1;
+                r = EXIT_CONFIG;
                 goto out;
         }
         s.config = s.modules->config;

@@ -234,7 +234,13 @@ int worker_main(const char *name_arg, char **argv) {
                 log_error("--worker is for the master's use only");
                 return 2;
         }
+        /* Signals meant for the master (a terminal's ^C, logrotate's
+         * SIGUSR1, a reload's SIGHUP sent to the whole group) must not end
+         * a worker mid-request; SIGTERM and SIGKILL still do. */
         (void) signal(SIGPIPE, SIG_IGN);
+        (void) signal(SIGINT, SIG_IGN);
+        (void) signal(SIGHUP, SIG_IGN);
+        (void) signal(SIGUSR1, SIG_IGN);
         set_title(argv, module_name);
 
         hello = read_msg();
