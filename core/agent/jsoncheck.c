@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "jsoncheck.h"
+#include "utf8.h"
 #include "util.h"
 
 /* Offsets are kept in 32 bits (the high bit of a key offset says where the
@@ -94,36 +95,7 @@ static int grow(void **array, size_t *cap, size_t need, size_t size) {
 }
 
 size_t utf8_sequence_len(const uint8_t *p, size_t n) {
-        uint8_t lo = 0x80, hi = 0xBF;
-
-        if (n == 0)
-                return 0;
-        if (p[0] < 0x80)
-                return 1;
-        if (p[0] < 0xC2)        /* stray continuation byte, or overlong C0/C1 */
-                return 0;
-        if (p[0] < 0xE0)
-                return n >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
-        if (p[0] < 0xF0) {
-                if (p[0] == 0xE0)
-                        lo = 0xA0;      /* overlong */
-                else if (p[0] == 0xED)
-                        hi = 0x9F;      /* U+D800..U+DFFF */
-                if (n < 3 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80)
-                        return 0;
-                return 3;
-        }
-        if (p[0] < 0xF5) {
-                if (p[0] == 0xF0)
-                        lo = 0x90;      /* overlong */
-                else if (p[0] == 0xF4)
-                        hi = 0x8F;      /* above U+10FFFF */
-                if (n < 4 || p[1] < lo || p[1] > hi ||
-                    (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
-                        return 0;
-                return 4;
-        }
-        return 0;
+        return utf8_seq_len(p, n);
 }
 
 static bool is_digit(uint8_t b) {

@@ -31,6 +31,7 @@
 #include <jabali/error.h>
 #include <jabali/spawn.h>
 
+#include "utf8.h"
 #include "util.h"
 
 /* How long output is still read after the program exited (something it
@@ -578,35 +579,6 @@ JB_EXPORT bool jb_spawn_succeeded(const jb_spawn_result *r) {
         return r && !r->timed_out && r->term_signal == 0 && r->exit_code == 0;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (of n bytes): 1-4, or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-        unsigned char c = s[0];
-        size_t len;
-        uint32_t cp;
-
-        if (c < 0x80)
-                return 1;
-        if (c >= 0xc2 && c <= 0xdf)
-                len = 2, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-                len = 3, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-                len = 4, cp = c & 0x07;
-        else
-                return 0;
-        if (len > n)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return len;
-}
-
 /* Copies at most `lines` non-empty lines of src into dst (of size dsz),
  * joined by " | ", with control characters as spaces and invalid UTF-8 as
  * '?', never cutting a character. */
@@ -641,7 +613,7 @@ static void excerpt(char *dst, size_t dsz, const char *src, size_t n, unsigned l
                 }
                 in_line = true;
 
-                l = utf8_seq(s + i, n - i);
+                l = utf8_seq_len(s + i, n - i);
                 if (o + (l ? l : 1) >= dsz)
                         break;
                 if (l == 0) {

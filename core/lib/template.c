@@ -22,6 +22,7 @@
 #include <jabali/error.h>
 #include <jabali/template.h>
 
+#include "utf8.h"
 #include "util.h"
 
 #define NAME_MAX_LEN 128
@@ -307,35 +308,6 @@ static bool truthy(struct json_object *v) {
         }
 }
 
-/* Length of the well-formed UTF-8 sequence at s (of n bytes): 1-4, or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-        unsigned char c = s[0];
-        size_t len;
-        uint32_t cp;
-
-        if (c < 0x80)
-                return 1;
-        if (c >= 0xc2 && c <= 0xdf)
-                len = 2, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-                len = 3, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-                len = 4, cp = c & 0x07;
-        else
-                return 0;
-        if (len > n)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return len;
-}
-
 static const char *const context_names[] = {
         [JB_TPL_NGINX] = "nginx",
         [JB_TPL_INI] = "ini",
@@ -387,7 +359,7 @@ static int emit_value(renderer *r, const node *n, const char *s, size_t len) {
         const unsigned char *u = (const unsigned char *) s;
 
         for (size_t i = 0; i < len; ) {
-                size_t l = utf8_seq(u + i, len - i);
+                size_t l = utf8_seq_len(u + i, len - i);
                 if (l == 0)
                         return refuse(r, n, "is not valid UTF-8,");
                 if (l == 1) {

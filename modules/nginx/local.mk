@@ -1,0 +1,1 @@
+# The nginx module (issue: nginx module). Filled in by its author.
