@@ -26,11 +26,12 @@
 
 #include <jabali/error.h>
 
-/* Largest response accepted. The agent's requests are capped at 8 MiB by
- * default; its answers (agent.describe of every module) stay far below. */
-#define CLIENT_RESPONSE_MAX (16u * 1024 * 1024)
-/* Nesting accepted in a response (a top-level object is depth 1). */
-#define CLIENT_RESPONSE_MAX_DEPTH 64
+/* Largest response accepted: what the agent may relay from a worker
+ * (IPC_MAX_FRAME) plus its envelope. */
+#define CLIENT_RESPONSE_MAX (65u * 1024 * 1024)
+/* Nesting accepted in a response (a top-level object is depth 1): the
+ * agent answers results nested up to 128 levels inside its envelope. */
+#define CLIENT_RESPONSE_MAX_DEPTH 130
 
 typedef struct client_response {
         char *raw;              /* owned: the payload as received, NUL-terminated */

@@ -84,7 +84,7 @@ int audit_open(audit **ret, const char *path, bool fsync_always, bool journal, j
  * must be set. */
 int audit_write(audit *a, const audit_record *r, jb_err *err);
 
-/* Reopens the file at the same path (SIGHUP after logrotate moved it).
+/* Reopens the file at the same path (SIGUSR1 after logrotate moved it).
  * On failure the old descriptor is kept, so records still go somewhere,
  * and -1 is returned with err. Returns 0, or 1 when a torn last line was
  * repaired as in audit_open(). A no-op returning 0 without a file sink. */

@@ -60,7 +60,8 @@ json_object *describe_action(const struct agent_config *cfg, const action_entry 
 
         json_object_object_add(o, "name", json_object_new_string(a->name));
         json_object_object_add(o, "module", json_object_new_string(e->module ? e->module->name : "agent"));
-        json_object_object_add(o, "summary", jstr(a->summary));
+        if (a->summary)
+                json_object_object_add(o, "summary", json_object_new_string(a->summary));
         json_object_object_add(o, "mutating", json_object_new_boolean(a->flags & JB_ACTION_MUTATING));
         json_object_object_add(o, "dry_run", json_object_new_boolean(a->flags & JB_ACTION_DRY_RUN));
         json_object_object_add(o, "timeout_ms", json_object_new_int64(action_timeout(cfg, a)));

@@ -561,11 +561,14 @@ static int node_from_setting(struct loader *l, const config_setting_t *s, const 
                 if (!n->kids)
                         goto nomem;
                 for (int i = 0; i < len; i++) {
+                        /* Only a finished child enters n->kids (what node_free() walks). */
+                        cnode *kid = NULL;
+
                         r = node_from_setting(l, config_setting_get_elem(s, (unsigned) i), n->file,
-                                              depth + 1, &n->kids[i]);
+                                              depth + 1, &kid);
                         if (r < 0)
                                 goto fail;
-                        n->n_kids++;
+                        n->kids[n->n_kids++] = kid;
                 }
                 break;
         }

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include <jabali/error.h>
 #include <jabali/module.h>
@@ -48,6 +49,8 @@ struct module {
         module_state state;
         char *reason;                   /* owned: why unavailable */
         pool *pool;                     /* owned, NULL when unavailable */
+        dev_t dev;                      /* the file dlopen() loaded */
+        ino_t ino;
 };
 
 struct modset {
@@ -60,11 +63,12 @@ struct modset {
         bool retired;                   /* replaced by a newer set: pools take no new work */
 };
 
-/* Builds a set from `config` (taking ownership of it on success). Fails,
+/* Builds a set from `config` (taking ownership of it on success); `prev`,
+ * the running set on SIGHUP, lets it refuse a module replaced on disk. Fails,
  * naming the module, on a file that may not be loaded, an ABI mismatch, a
  * duplicate action, a malformed schema or a failing init — unless the module
  * is optional, in which case it is kept as MODULE_UNAVAILABLE. */
-int modset_load(struct agent_config *config, modset **ret, jb_err *err);
+int modset_load(struct agent_config *config, const modset *prev, modset **ret, jb_err *err);
 
 modset *modset_ref(modset *m);
 modset *modset_unref(modset *m);        /* returns NULL */
@@ -76,7 +80,7 @@ module *modset_module(const modset *m, const char *name);
 const action_entry *builtin_actions(size_t *ret_n);
 
 /* Shared with the worker, which loads its one module the same way. */
-int module_check_file(const char *path, bool allow_insecure, jb_err *err);
+int module_check_file(const char *path, bool allow_insecure, struct stat *ret_st, jb_err *err);
 void *module_dlopen(const char *path, const char *name, jb_err *err);
 int module_check_descriptor(const jb_module *d, const char *expected_name, jb_err *err);
 

@@ -547,6 +547,7 @@ static json_object *hello_message(const pool *p) {
         json_object_object_add(o, "allow_insecure", json_object_new_boolean(cfg->allow_insecure_modules));
         json_object_object_add(o, "apparmor", json_object_new_string(apparmor_mode_to_string(cfg->apparmor)));
         json_object_object_add(o, "log_level", json_object_new_int(log_get_level()));
+        json_object_object_add(o, "log_stderr", json_object_new_boolean(!log_target_is_journal()));
         json_object_object_add(o, "runtime_dir", json_object_new_string(cfg->runtime_dir));
         json_object_object_add(o, "reload_command", cmd);
         json_object_object_add(o, "settings", json_object_get(p->mod->conf->settings));
@@ -659,7 +660,7 @@ static int on_respawn(sd_event_source *es, uint64_t usec, void *userdata) {
 static void schedule_respawn(pool *p) {
         server *s = p->srv;
 
-        if (s->draining || p->set->retired)
+        if (s->draining || (p->set->retired && p->n_queued == 0))
                 return;
         if (!p->respawn_timer) {
                 if (sd_event_add_time(s->event, &p->respawn_timer, CLOCK_MONOTONIC, p->backoff_until, 1000,
@@ -738,7 +739,8 @@ static void pool_run(pool *p) {
                 queue_remove(p, req);
                 start_on(w, req);
         }
-        if (p->srv->draining || p->set->retired)
+        /* A retired pool (replaced by SIGHUP) still finishes its queue. */
+        if (p->srv->draining || (p->set->retired && p->n_queued == 0))
                 return;
         /* Grow while there is work no idle or starting worker will take. */
         if (now_usec() < p->backoff_until) {

@@ -89,7 +89,7 @@ static int on_hup(sd_event_source *es, const struct signalfd_siginfo *si, void *
 
         (void) sd_notify(0, "RELOADING=1");
         log_info("reloading %s", s->config_path);
-        if (config_load(s->config_path, NULL, &cfg, &err) < 0 || modset_load(cfg, &set, &err) < 0) {
+        if (config_load(s->config_path, NULL, &cfg, &err) < 0 || modset_load(cfg, s->modules, &set, &err) < 0) {
                 log_error("reload failed, keeping the running configuration: %s", err.msg);
                 config_free(cfg);
                 goto done;
@@ -185,7 +185,7 @@ int server_run(const char *config_path) {
                 config_free(cfg);
                 return 1;
         }
-        if (modset_load(cfg, &s.modules, &err) < 0) {
+        if (modset_load(cfg, NULL, &s.modules, &err) < 0) {
                 log_error("%s", err.msg);
                 config_free(cfg);
                 r = EXIT_CONFIG;
@@ -243,7 +243,7 @@ int server_check_config(const char *config_path) {
                 fprintf(stderr, "warning: %s\n", cfg->warnings[i]);
         /* Loading the modules checks their files, descriptors and settings;
          * init only inspects settings, and no worker is started. */
-        if (modset_load(cfg, &set, &err) < 0) {
+        if (modset_load(cfg, NULL, &set, &err) < 0) {
                 fprintf(stderr, "%s\n", err.msg);
                 config_free(cfg);
                 return 1;

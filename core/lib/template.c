@@ -230,6 +230,10 @@ typedef struct renderer {
 } renderer;
 
 static int emit(renderer *r, const node *n, const char *s, size_t len) {
+        /* An empty value (allowed in some contexts) may come before any
+         * buffer exists: NULL + 0 and memcpy(NULL, ...) are undefined. */
+        if (len == 0)
+                return 0;
         if (len > JB_TPL_OUTPUT_MAX - r->len)
                 return jb_err_set(r->err, JB_E_INVALID_PARAMS, "line %u: output exceeds %u bytes", n->line,
                                   JB_TPL_OUTPUT_MAX);

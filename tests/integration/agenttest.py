@@ -195,7 +195,7 @@ class Agent:
                 import resource
                 resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
-        self.proc = subprocess.Popen([AGENT, "--foreground", "-c", self.conf_path], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(agent_command() + ["--foreground", "-c", self.conf_path], stdin=subprocess.DEVNULL,
                                      stdout=self.stderr, stderr=self.stderr, env=e, preexec_fn=preexec)
         if expect_ready:
             self.wait_notify("READY=1")
@@ -256,6 +256,13 @@ class Agent:
             rc = self.proc.returncode
             self.proc = None
             raise AssertionError("the agent exited with status %d; stderr: %s" % (rc, self.log()))
+        if VALGRIND:
+            # Workers are valgrind's children too; their errors reach only
+            # the shared stderr, not the master's exit status.
+            errors = valgrind_errors(self.log())
+            if errors:
+                self.proc = None
+                raise AssertionError("valgrind reported errors:\n" + errors)
         if self.notify:
             self.notify.close()
             self.notify = None
@@ -329,3 +336,97 @@ def run():
         sys.stdout.flush()
     print("1..%d" % n)
     sys.exit(1 if failed else 0)
+
+
+# ---- valgrind (JABALI_VALGRIND=1) ----
+
+VALGRIND = os.environ.get("JABALI_VALGRIND") == "1"
+VALGRIND_ARGS = ["valgrind", "-q", "--trace-children=yes", "--error-exitcode=99", "--leak-check=full",
+                 "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"]
+
+
+def agent_command():
+    """argv prefix that starts the daemon. Under JABALI_VALGRIND=1 the
+    libtool wrapper runs valgrind on the real binary with the build's
+    library path; the workers (exec'd from the path /proc/self/exe names,
+    which valgrind reports as the real binary) are traced too, and get the
+    library path because the master passes LD_LIBRARY_PATH on."""
+    if not VALGRIND:
+        return [AGENT]
+    return [os.path.join(BUILDDIR, "libtool"), "--mode=execute"] + VALGRIND_ARGS + [AGENT]
+
+
+def valgrind_errors(log):
+    """The error reports in a stderr log: valgrind prefixes them with
+    ==PID==, its own warnings (such as an unhandled syscall) with --PID--."""
+    import re
+    lines = [line for line in log.splitlines() if re.match(r"==\d+== ", line)]
+    return "\n".join(lines)
+
+
+# ---- process inspection for the fault and load tests ----
+
+def proc_status(pid, key):
+    """A number field of /proc/PID/status (VmRSS is in KiB), or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def vm_rss_kib(pid):
+    return proc_status(pid, "VmRSS")
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def child_pids(pid):
+    """Direct children of pid (the workers of a master)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: split after the last ')'.
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid:
+            out.append(int(name))
+    return out
+
+
+def wait_gone(pids, timeout=10):
+    """Waits until every pid has exited: a pidfd turns readable then (a
+    zombie nobody reaped yet counts as exited)."""
+    import select
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise AssertionError("process %d still runs" % pid)
+        finally:
+            os.close(fd)
+
+
+def raise_nofile(n):
+    """Raises this process's soft RLIMIT_NOFILE to at least n (within the hard limit)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n if hard == resource.RLIM_INFINITY else min(n, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

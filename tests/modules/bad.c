@@ -37,16 +37,19 @@ JB_EXPORT const jb_module jabali_module = {
         .name = BAD_NAME, .version = "1.0.0", .actions = actions,
 };
 #else
-JABALI_MODULE(.name =
+/* Chosen out here: a directive inside a macro's arguments is undefined
+ * behaviour in ISO C (C11 6.10.3p11), and cppcheck refuses it. */
 #ifdef BAD_WRONG_NAME
-                      "somebody_else",
+#define MODULE_NAME "somebody_else"
 #else
-                      BAD_NAME,
+#define MODULE_NAME BAD_NAME
 #endif
-              .version = "1.0.0", .hat = BAD_NAME, .summary = "a module the loader refuses",
-              .actions = actions,
 #ifdef BAD_INIT_FAILS
-              .init = init_fails,
+#define MODULE_INIT init_fails
+#else
+#define MODULE_INIT NULL
 #endif
-);
+
+JABALI_MODULE(.name = MODULE_NAME, .version = "1.0.0", .hat = BAD_NAME,
+              .summary = "a module the loader refuses", .actions = actions, .init = MODULE_INIT);
 #endif

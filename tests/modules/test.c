@@ -126,7 +126,6 @@ static const jb_param echo_params[] = {
 
 static const jb_param sleep_params[] = {
         JB_P_INT("ms", JB_CHECK_NONE, JB_REQUIRED, 0, 600000, "how long to sleep"),
-        JB_P_STRLEN("key", JB_CHECK_TOKEN, 0, 1, 64, "lock key: same-key sleeps never overlap"),
         JB_P_END
 };
 

@@ -742,7 +742,7 @@ static const garbage garbages[] = {
         RAW("\0\0\0\0", "INVALID_FRAME", "empty"),
         RAW("{\"id\":\"x\",\"ok\":true}\n", "INVALID_FRAME", "v1 dialect"),
         RAW("\x7f\xff\xff\xff", "FRAME_TOO_LARGE", "larger than"),
-        RAW("\x01\0\0\x01", "FRAME_TOO_LARGE", "larger than"),
+        RAW("\x04\x10\0\x01", "FRAME_TOO_LARGE", "larger than"),
         FRAMED("hello", "malformed response"),
         FRAMED("null", "malformed response"),
         FRAMED("[1]", "not a JSON object"),
@@ -880,7 +880,7 @@ static void test_parse_response_direct(void **state) {
         assert_string_equal(err.code, "INVALID_JSON");
         /* Depth beyond CLIENT_RESPONSE_MAX_DEPTH. */
         {
-                char deep[64 + 2 * 70];
+                char deep[64 + 2 * (CLIENT_RESPONSE_MAX_DEPTH + 6)];
                 char *p = stpcpy(deep, "{\"request_id\":\"r\",\"ok\":true,\"result\":");
                 size_t d = CLIENT_RESPONSE_MAX_DEPTH;   /* plus the envelope: one too many */
 
