@@ -239,10 +239,13 @@ def environ_of(pid):
 
 
 def assert_pings(agent, usec):
-    """WATCHDOG=1 keeps coming, never further apart than the period."""
-    lines = collect(agent, 6 * usec / 1e6)
+    """WATCHDOG=1 keeps coming, never further apart than the period.
+    sd-event pings every half period, so a 1 s period leaves half a second
+    for scheduling jitter on a loaded machine (sanitizer builds, parallel
+    tests) before a gap would make systemd kill the agent."""
+    lines = collect(agent, 4 * usec / 1e6)
     pings = [t for t, l in lines if l == "WATCHDOG=1"]
-    assert len(pings) >= 4, "%d WATCHDOG=1 in %.1f s (period %d us): %r" % (len(pings), 6 * usec / 1e6, usec, lines)
+    assert len(pings) >= 4, "%d WATCHDOG=1 in %.1f s (period %d us): %r" % (len(pings), 4 * usec / 1e6, usec, lines)
     gaps = [b - a for a, b in zip(pings, pings[1:])]
     assert max(gaps) < usec / 1e6, "a watchdog gap of %.3f s exceeds the period %d us: %r" % (max(gaps), usec, gaps)
 
@@ -370,7 +373,7 @@ def ready_then_status():
 
 @test
 def watchdog_pings_for_its_own_pid():
-    usec = 300000
+    usec = 1000000
     with agent_via(["WATCHDOG_PID=$$", "export WATCHDOG_PID"], env={"WATCHDOG_USEC": str(usec)}) as a:
         assert_pings(a, usec)
         expect_ok(a.call("agent.ping"))
@@ -379,7 +382,7 @@ def watchdog_pings_for_its_own_pid():
 
 @test
 def watchdog_pings_without_pid():
-    usec = 300000
+    usec = 1000000
     with agent_via(["unset WATCHDOG_PID"], env={"WATCHDOG_USEC": str(usec)}) as a:
         assert_pings(a, usec)
 
