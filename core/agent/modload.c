@@ -156,7 +156,10 @@ int module_check_descriptor(const jb_module *d, const char *expected, jb_err *er
 /* Loads one module into `m`. On failure `err` names the module and nothing
  * is left open. */
 static int module_load(module *m, const struct agent_config *cfg, const modset *prev, jb_err *err) {
-        struct stat st;
+        /* Zeroed for -fanalyzer, which cannot see that jb_err_set() (in
+         * another file) returns -1, and so thinks module_check_file() may
+         * succeed without filling it. */
+        struct stat st = {};
 
         if (module_check_file(m->path, cfg->allow_insecure_modules, &st, err) < 0)
                 return -1;
