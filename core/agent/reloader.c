@@ -440,6 +440,8 @@ json_object *reloader_health(const reloader *r) {
         for (size_t i = 0; r && i < r->n_units; i++) {
                 const unit *u = r->units[i];
                 json_object *e = json_object_new_object();
+                static const char *const states[] = { [U_IDLE] = "idle", [U_ARMED] = "armed", [U_RUNNING] = "running" };
+                json_object_object_add(e, "state", json_object_new_string(states[u->state]));
                 json_object_object_add(e, "requested", json_object_new_int64((int64_t) u->requested));
                 json_object_object_add(e, "reloads", json_object_new_int64((int64_t) u->reloads));
                 json_object_object_add(e, "failed", json_object_new_int64((int64_t) u->failed));

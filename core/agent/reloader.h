@@ -34,7 +34,8 @@ int reloader_request(reloader *r, const char *unit, bool now, reload_done_fn don
 /* Forgets every waiter with this userdata (its worker died). */
 void reloader_cancel(reloader *r, void *userdata);
 
-/* Per-unit counters for agent.health: {"unit":{"requested","reloads","failed","last_error"}}. */
+/* Per-unit state and counters for agent.health:
+ * {"unit":{"state":"idle|armed|running","requested","reloads","failed","last_error"}}. */
 json_object *reloader_health(const reloader *r);
 
 #endif
