@@ -8,12 +8,21 @@ is stopped, and the account removed, whatever happens.
 
 Needs the nginx package (Debian: nginx); without it the test reports a
 single skipped case (TAP SKIP), never a failure.
+
+Nothing here sleeps to synchronise. A change that reloads nginx is made
+through Env.apply(), which waits for observed states: the agent's reloader
+for the unit idle again (agent.health) with one more reload done, then every
+nginx worker that existed before the call gone (a pidfd per worker, which
+becomes readable when that process exits), a new one in its place. Only then
+do requests go out, so none reaches a worker still running the old config.
+"No reload" is the unit's `requested` count unchanged after the call.
 """
 
 import http.client
 import json
 import os
 import pwd
+import select
 import shutil
 import signal
 import socket
@@ -31,6 +40,8 @@ NGINX = "/usr/sbin/nginx"
 MODULE_SO = os.path.join(BUILDDIR, "modules", "nginx", ".libs", "nginx.so")
 TEMPLATES = os.path.join(SRCDIR, "modules", "nginx", "templates")
 WINDOW_MS = 50
+UNIT = "nginx.service"          # the module's "unit" setting, left at its default here
+WAIT_S = 60                     # the most any awaited state may take (sanitizer builds under load)
 
 
 def free_port():
@@ -68,7 +79,14 @@ class Env:
         self.enabled = os.path.join(self.ng, "sites-enabled")
         self.override = os.path.join(t, "override")
         self.cache = os.path.join(self.ng, "cache")
-        self.port = free_port()
+        # The plain-HTTP socket is ours, listening before nginx starts, and
+        # handed to it the way nginx hands sockets to a new binary (the
+        # NGINX variable): a request made at any time after this waits in
+        # the backlog until a worker accepts it, so no start-up is polled.
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
         self.sport = free_port()
         self.conf = os.path.join(self.ng, "conf", "nginx.conf")
         with open(self.conf, "w") as f:
@@ -98,8 +116,15 @@ http {{
         self.uid = pwd.getpwnam(self.user).pw_uid
 
         self.nginx_argv = [NGINX, "-p", self.ng + "/", "-c", self.conf]
-        self.nginx = subprocess.Popen(self.nginx_argv + ["-g", "daemon off;"], stdin=subprocess.DEVNULL)
-        self.wait_http("nobody.test", "/", lambda s, b, h: s == 404 and b == b"default\n")
+        fd = self.lsock.fileno()
+        # nginx's own stderr (its notices before error_log is open) goes to
+        # a file, not into the TAP stream; error_log() shows it.
+        with open(os.path.join(self.ng, "logs", "stderr.log"), "wb") as err:
+            self.nginx = subprocess.Popen(self.nginx_argv + ["-g", "daemon off;"], stdin=subprocess.DEVNULL,
+                                          stderr=err, pass_fds=(fd,), env=dict(os.environ, NGINX="%d;" % fd))
+        s, b, h = self.get("nobody.test")
+        assert s == 404 and b == b"default\n", (s, b, self.error_log())
+        assert self.workers(), "nginx answered without a worker"
 
         mods = os.path.join(t, "mods")
         shutil.copy(MODULE_SO, os.path.join(mods, "nginx.so"))
@@ -135,25 +160,123 @@ http {{
     def call(self, action, params=None, **extra):
         return self.agent.call(action, params, **extra)
 
-    def settled_reload_count(self):
-        """The reload count once no reload has run for a while: reloads
-        asked for by earlier cases may still be coalescing or running."""
-        deadline = time.monotonic() + 15
-        n = self.reload_count()
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            m = self.reload_count()
-            if m == n:
-                return n
-            n = m
-        raise AssertionError("nginx keeps being reloaded")
+    def reload_unit(self, client=None):
+        """The agent's reloader counters for nginx's unit (agent.health);
+        a unit never asked for is idle with all counts 0."""
+        resp = client.call("agent.health") if client else self.call("agent.health")
+        units = expect_ok(resp)["reloads"]
+        return units.get(UNIT, {"state": "idle", "requested": 0, "reloads": 0, "failed": 0})
+
+    def settle(self):
+        """The unit's counters once its reloader is idle: nothing armed or
+        running, so every reload asked for so far has run to its end (a
+        request that arrives while one runs re-arms the unit when that one
+        finishes). Each health call is a round trip to the agent."""
+        deadline = time.monotonic() + WAIT_S
+        c = self.agent.client()
+        try:
+            while True:
+                u = self.reload_unit(c)
+                if u["state"] == "idle":
+                    return u
+                assert time.monotonic() < deadline, "the reload of %s never ended: %r" % (UNIT, u)
+        finally:
+            c.close()
+
+    def expect_no_reload(self, before, n0):
+        """No reload was asked for since `before` (settled counters) and
+        none ran (the reload command's own count, n0, is unchanged)."""
+        u = self.reload_unit()
+        assert u["requested"] == before["requested"] and u["state"] == "idle", (before, u)
+        assert self.reload_count() == n0, "the reload command ran"
+
+    def workers(self):
+        """The live children of the nginx master (workers, cache manager
+        and loader), keyed by (pid, start time) so a reused pid is a new
+        process. Zombies have exited: they are left out."""
+        out = set()
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    st = f.read()
+            except OSError:
+                continue
+            # The command name may hold spaces and ')': split after the last ')'.
+            fields = st[st.rindex(")") + 2:].split()
+            state, ppid, start = fields[0], int(fields[1]), fields[19]
+            if ppid == self.nginx.pid and state not in ("Z", "X"):
+                out.add((int(name), start))
+        return out
+
+    def watch_workers(self):
+        """A pidfd for each current child of the nginx master: it turns
+        readable when that very process exits, whatever its pid becomes."""
+        fds = {}
+        try:
+            for key in self.workers():
+                try:
+                    fd = os.pidfd_open(key[0])
+                except ProcessLookupError:
+                    continue        # already gone
+                if key in self.workers():
+                    fds[key] = fd
+                else:
+                    os.close(fd)    # exited between the listing and the open
+        except BaseException:
+            for fd in fds.values():
+                os.close(fd)
+            raise
+        return fds
+
+    def wait_nginx_reloaded(self, before, old):
+        """After a reload was asked for: the reloader idle with at least one
+        more reload done and none failed; then each worker in `old` exited.
+        nginx forks the new generation before it tells the old one to quit,
+        so once the old workers are gone only new ones accept connections."""
+        u = self.settle()
+        assert u["reloads"] >= before["reloads"] + 1, (before, u)
+        assert u["failed"] == before["failed"], "the reload failed: %r" % u
+        deadline = time.monotonic() + WAIT_S
+        for key, fd in old.items():
+            ready, _, _ = select.select([fd], [], [], max(0, deadline - time.monotonic()))
+            assert ready, "nginx worker %d still runs after the reload; %s" % (key[0], self.error_log())
+        assert self.workers() - set(old), "no new nginx worker after the reload"
+
+    def apply(self, action, params=None, **extra):
+        """A call that may reload nginx, answered only once nginx serves
+        the result: when the call asked for a reload (the unit's requested
+        count grew), waits for the reload to have ended in nginx too."""
+        before = self.settle()
+        old = self.watch_workers()
+        try:
+            assert old, "nginx has no worker: a reload could not be told from none"
+            resp = self.call(action, params, **extra)
+            if self.reload_unit()["requested"] > before["requested"]:
+                self.wait_nginx_reloaded(before, old)
+        finally:
+            for fd in old.values():
+                os.close(fd)
+        return resp
+
+    def error_log(self):
+        """The tails of nginx's stderr and error.log, for failure messages."""
+        out = []
+        for name in ("stderr.log", "error.log"):
+            try:
+                with open(os.path.join(self.ng, "logs", name), errors="replace") as f:
+                    out.append("%s:\n%s" % (name, f.read()[-3000:]))
+            except OSError as e:
+                out.append(str(e))
+        return "\n".join(out)
 
     def reload_count(self):
         with open(self.reloads) as f:
             return len(f.read().split())
 
     def get(self, host, path="/"):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             c.request("GET", path, headers={"Host": host})
             r = c.getresponse()
@@ -161,18 +284,10 @@ http {{
         finally:
             c.close()
 
-    def wait_http(self, host, path, pred, timeout=10):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                last = self.get(host, path)
-                if pred(*last):
-                    return last
-            except OSError as e:
-                last = e
-            time.sleep(0.05)
-        raise AssertionError("%s%s never answered as expected; last: %r" % (host, path, last))
+    def expect_http(self, host, path, pred):
+        got = self.get(host, path)
+        assert pred(*got), "%s%s answered %r" % (host, path, got)
+        return got
 
     def site(self, domain, **kw):
         p = {"domain": domain, "user": self.user, "user_id": self.uid, "listen_ip": "127.0.0.1"}
@@ -217,6 +332,8 @@ http {{
                         self.nginx.kill()
                         self.nginx.wait()
             finally:
+                if getattr(self, "lsock", None):
+                    self.lsock.close()
                 if self.user:
                     subprocess.run(["userdel", "-r", self.user], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
@@ -259,7 +376,7 @@ def golden_contract():
 def create_serves_the_document_root():
     e = env()
     n0 = e.reload_count()
-    r = expect_ok(e.call("nginx.domain.create", e.site("a.test", aliases=["alias-a.test"], redirect_www=True)))
+    r = expect_ok(e.apply("nginx.domain.create", e.site("a.test", aliases=["alias-a.test"], redirect_www=True)))
     assert r["changed"] is True, r
     assert r["config_path"] == os.path.join(e.avail, "a.test.conf"), r
     docroot = os.path.join(e.home, "public_html")
@@ -267,9 +384,9 @@ def create_serves_the_document_root():
     assert stat.S_ISDIR(st.st_mode) and st.st_uid == e.uid and stat.S_IMODE(st.st_mode) == 0o2750, st
     assert os.readlink(os.path.join(e.enabled, "a.test.conf")) == os.path.join(e.avail, "a.test.conf")
     e.put_file("public_html/index.html", "hello a\n")
-    e.wait_http("a.test", "/", served(b"hello a\n"))
-    e.wait_http("alias-a.test", "/", served(b"hello a\n"))
-    s, b, h = e.wait_http("www.a.test", "/x?y=1", lambda s, b, h: s == 301)
+    e.expect_http("a.test", "/", served(b"hello a\n"))
+    e.expect_http("alias-a.test", "/", served(b"hello a\n"))
+    s, b, h = e.expect_http("www.a.test", "/x?y=1", lambda s, b, h: s == 301)
     assert h["Location"] == "http://a.test:%d/x?y=1" % e.port, h
     assert e.reload_count() > n0, "no reload after a new vhost"
     assert not os.listdir(os.path.join(e.t, "state")), "check directories left behind"
@@ -279,41 +396,39 @@ def create_serves_the_document_root():
 def second_identical_apply_changes_nothing():
     e = env()
     params = e.site("a.test", aliases=["alias-a.test"], redirect_www=True)
-    n0 = e.settled_reload_count()
+    u0, n0 = e.settle(), e.reload_count()
     before = e.snapshot()
     r = expect_ok(e.call("nginx.domain.create", params))
     assert r["changed"] is False and r["plan"] == [], r
-    time.sleep(WINDOW_MS / 1000 * 6)
     assert e.snapshot() == before, "an identical apply touched files"
-    assert e.reload_count() == n0, "an identical apply reloaded nginx"
+    e.expect_no_reload(u0, n0)
 
 
 @test
 def dry_run_reports_and_writes_nothing():
     e = env()
-    n0 = e.settled_reload_count()
+    u0, n0 = e.settle(), e.reload_count()
     before = e.snapshot()
     r = expect_ok(e.call("nginx.domain.create", e.site("a.test", document_root="v2"), dry_run=True))
     assert r["changed"] is True and "rewrite vhost" in r["plan"] and "create document root" in r["plan"], r
     assert "/v2;" in r["config"], r
     r = expect_ok(e.call("nginx.domain.create", e.site("new.test"), dry_run=True))
     assert r["changed"] is True and "write vhost" in r["plan"], r
-    time.sleep(WINDOW_MS / 1000 * 4)
-    assert e.snapshot() == before and e.reload_count() == n0
+    assert e.snapshot() == before, "a dry run wrote something"
+    e.expect_no_reload(u0, n0)
 
 
 @test
 def update_changes_what_is_served():
     e = env()
     expect_error(e.call("nginx.domain.update", e.site("missing.test")), "NOT_FOUND")
-    r = expect_ok(e.call("nginx.domain.update", e.site("a.test", document_root="sites/v2")))
+    r = expect_ok(e.apply("nginx.domain.update", e.site("a.test", document_root="sites/v2")))
     assert r["changed"] is True, r
     e.put_file("sites/v2/index.html", "version 2\n")
-    e.wait_http("a.test", "/", served(b"version 2\n"))
-    # The alias and the www redirect went with the update (old workers may
-    # still answer for a moment after the reload).
-    e.wait_http("alias-a.test", "/", lambda s, b, h: s == 404 and b == b"default\n")
-    e.wait_http("www.a.test", "/", lambda s, b, h: s == 404 and b == b"default\n")
+    e.expect_http("a.test", "/", served(b"version 2\n"))
+    # The alias and the www redirect went with the update.
+    e.expect_http("alias-a.test", "/", lambda s, b, h: s == 404 and b == b"default\n")
+    e.expect_http("www.a.test", "/", lambda s, b, h: s == 404 and b == b"default\n")
     g = expect_ok(e.call("nginx.domain.get", {"domain": "a.test"}))
     assert g["enabled"] is True and g["params"]["document_root"] == "sites/v2", g
     assert g["params"]["user"] == e.user, g
@@ -343,7 +458,7 @@ def injections_are_refused_before_anything_is_written():
     os.symlink("/etc", os.path.join(e.home, "evil"))
     os.lchown(os.path.join(e.home, "evil"), e.uid, e.uid)
     try:
-        n0 = e.settled_reload_count()
+        u0, n0 = e.settle(), e.reload_count()
         before = e.snapshot()
         cases = list(INJECTIONS) + [("document_root", "evil"), ("document_root", "evil/sub")]
         for key, value in cases:
@@ -355,9 +470,8 @@ def injections_are_refused_before_anything_is_written():
                      "INVALID_PARAMS")
         expect_error(e.call("nginx.domain.create", e.site("inj.test", user_id=e.uid + 1)), "CONFLICT")
         expect_error(e.call("nginx.domain.create", e.site("inj.test", force_https=True)), "INVALID_PARAMS")
-        time.sleep(WINDOW_MS / 1000 * 4)
         assert e.snapshot() == before, "a refused request wrote something"
-        assert e.reload_count() == n0
+        e.expect_no_reload(u0, n0)
         assert not os.path.exists(os.path.join(e.avail, "inj.test.conf"))
     finally:
         os.unlink(os.path.join(e.home, "evil"))
@@ -371,13 +485,13 @@ def write_override(e, text):
 @test
 def broken_template_keeps_the_old_config():
     e = env()
-    expect_ok(e.call("nginx.domain.create", e.site("b.test", document_root="b")))
+    expect_ok(e.apply("nginx.domain.create", e.site("b.test", document_root="b")))
     e.put_file("b/index.html", "bee\n")
-    e.wait_http("b.test", "/", served(b"bee\n"))
+    e.expect_http("b.test", "/", served(b"bee\n"))
     with open(os.path.join(TEMPLATES, "vhost.conf.tpl")) as f:
         good = f.read()
     try:
-        n0 = e.settled_reload_count()
+        u0, n0 = e.settle(), e.reload_count()
         before = e.snapshot()
         # Refused by nginx in the isolated check: nothing is written.
         write_override(e, good.replace("        disable_symlinks", "        bogus_directive on;\n        disable_symlinks"))
@@ -391,14 +505,13 @@ def broken_template_keeps_the_old_config():
         write_override(e, good.replace("listen {{http_listen}};", "listen {{http_listen}} default_server;"))
         r = expect_error(e.call("nginx.domain.update", e.site("a.test", document_root="b")), "CONFIG_INVALID")
         assert "default" in r["error"], r
-        time.sleep(WINDOW_MS / 1000 * 4)
         after = e.snapshot()
         for path, (ino, mtime, mode, data) in before.items():
             assert path in after and after[path][2:] == (mode, data), "%s not restored" % path
         assert set(after) == set(before), set(after) ^ set(before)
-        assert e.reload_count() == n0
-        e.wait_http("a.test", "/", served(b"version 2\n"))
-        e.wait_http("b.test", "/", served(b"bee\n"))
+        e.expect_no_reload(u0, n0)
+        e.expect_http("a.test", "/", served(b"version 2\n"))
+        e.expect_http("b.test", "/", served(b"bee\n"))
         expect_ok(e.call("nginx.test"))
     finally:
         os.unlink(os.path.join(e.override, "vhost.conf.tpl"))
@@ -411,34 +524,30 @@ def ssl_and_force_https():
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=s.test",
                     "-keyout", key, "-out", cert], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # A certificate that does not exist: refused by nginx before anything is written.
+    u0, n0 = e.settle(), e.reload_count()
     r = expect_error(e.call("nginx.domain.create", e.site("s.test", document_root="s", force_https=True,
                                                           ssl={"cert": cert + ".missing", "key": key})),
                      "CONFIG_INVALID")
     assert not os.path.exists(os.path.join(e.avail, "s.test.conf")) and not os.path.exists(os.path.join(e.home, "s"))
-    expect_ok(e.call("nginx.domain.create", e.site("s.test", document_root="s", force_https=True,
-                                                   ssl={"cert": cert, "key": key})))
+    e.expect_no_reload(u0, n0)
+    expect_ok(e.apply("nginx.domain.create", e.site("s.test", document_root="s", force_https=True,
+                                                    ssl={"cert": cert, "key": key})))
     e.put_file("s/index.html", "secure\n")
-    s, b, h = e.wait_http("s.test", "/p?q=1", lambda s, b, h: s == 301)
+    s, b, h = e.expect_http("s.test", "/p?q=1", lambda s, b, h: s == 301)
     assert h["Location"] == "https://s.test:%d/p?q=1" % e.sport, h
-    e.wait_http("s.test", "/.well-known/acme-challenge/none", lambda s, b, h: s == 404)
+    e.expect_http("s.test", "/.well-known/acme-challenge/none", lambda s, b, h: s == 404)
     import ssl as sslmod
     ctx = sslmod.create_default_context(cafile=cert)
     ctx.check_hostname = False
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            c = http.client.HTTPSConnection("127.0.0.1", e.sport, timeout=5, context=ctx)
-            c.request("GET", "/", headers={"Host": "s.test"})
-            resp = c.getresponse()
-            body = resp.read()
-            c.close()
-            if resp.status == 200 and body == b"secure\n":
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "HTTPS never served s.test"
-        time.sleep(0.05)
-    expect_ok(e.call("nginx.domain.delete", {"domain": "s.test", "purge_files": True}))
+    c = http.client.HTTPSConnection("127.0.0.1", e.sport, timeout=30, context=ctx)
+    try:
+        c.request("GET", "/", headers={"Host": "s.test"})
+        resp = c.getresponse()
+        body = resp.read()
+    finally:
+        c.close()
+    assert resp.status == 200 and body == b"secure\n", (resp.status, body)
+    expect_ok(e.apply("nginx.domain.delete", {"domain": "s.test", "purge_files": True}))
 
 
 @test
@@ -446,8 +555,9 @@ def test_and_reload():
     e = env()
     r = expect_ok(e.call("nginx.test"))
     assert r["valid"] is True and r["changed"] is False, r
-    n0 = e.settled_reload_count()
-    r = expect_ok(e.call("nginx.reload"))
+    e.settle()
+    n0 = e.reload_count()
+    r = expect_ok(e.apply("nginx.reload"))
     assert r["reloaded"] is True, r
     assert e.reload_count() == n0 + 1, "nginx.reload did not wait for its reload"
 
@@ -479,12 +589,11 @@ def list_and_get():
 @test
 def cache_purge():
     e = env()
-    expect_ok(e.call("nginx.domain.create", e.site("c.test", document_root="c", has_php=True, php_version="8.2",
-                                                   cache_enabled=True)))
+    expect_ok(e.apply("nginx.domain.create", e.site("c.test", document_root="c", has_php=True, php_version="8.2",
+                                                    cache_enabled=True)))
+    # The nginx master makes cache directories while it loads a config,
+    # before it forks that config's workers: the reload is complete here.
     cdir = os.path.join(e.cache, "c.test")
-    deadline = time.monotonic() + 10
-    while not os.path.isdir(cdir) and time.monotonic() < deadline:
-        time.sleep(0.05)
     assert os.path.isdir(cdir), "nginx did not make the cache directory"
     os.makedirs(os.path.join(cdir, "a", "bc"))
     with open(os.path.join(cdir, "a", "bc", "entry"), "w") as f:
@@ -499,26 +608,31 @@ def cache_purge():
     assert r["changed"] is False, r
     r = expect_ok(e.call("nginx.cache.purge", {"domain": "nocache.test"}))
     assert r["changed"] is False, r
-    expect_ok(e.call("nginx.domain.delete", {"domain": "c.test"}))
+    expect_ok(e.apply("nginx.domain.delete", {"domain": "c.test"}))
 
 
 @test
 def ratelimits():
     e = env()
     zones = [{"name": "perip", "rate": 1, "size_mb": 1}]
-    r = expect_ok(e.call("nginx.ratelimits.apply", {"zones": zones}))
+    r = expect_ok(e.apply("nginx.ratelimits.apply", {"zones": zones}))
     assert r["changed"] is True, r
+    u0, n0 = e.settle(), e.reload_count()
     r = expect_ok(e.call("nginx.ratelimits.apply", {"zones": zones}))
     assert r["changed"] is False, r
+    e.expect_no_reload(u0, n0)
     expect_error(e.call("nginx.ratelimits.apply", {"zones": [{"name": "x;y", "rate": 1, "size_mb": 1}]}),
                  "INVALID_PARAMS")
     expect_error(e.call("nginx.domain.create", e.site("d.test", document_root="d",
                                                       limit_req={"zone": "nosuch", "burst": 1})), "CONFIG_INVALID")
-    expect_ok(e.call("nginx.domain.create", e.site("d.test", document_root="d", limit_req={"zone": "perip", "burst": 1})))
+    expect_ok(e.apply("nginx.domain.create", e.site("d.test", document_root="d",
+                                                    limit_req={"zone": "perip", "burst": 1})))
     e.put_file("d/index.html", "dee\n")
-    e.wait_http("d.test", "/", served(b"dee\n"))
+    e.expect_http("d.test", "/", served(b"dee\n"))
+    # 1 request a second with a burst of 1 (nodelay): of 5 more made at
+    # once, one more may pass and the rest are refused.
     codes = [e.get("d.test")[0] for _ in range(5)]
-    assert 503 in codes, codes
+    assert 503 in codes and set(codes) <= {200, 503}, codes
     # The zone is still used: removing it is refused and the file kept.
     path = os.path.join(e.ng, "conf.d", "jabali-ratelimits.conf")
     with open(path) as f:
@@ -526,31 +640,32 @@ def ratelimits():
     expect_error(e.call("nginx.ratelimits.apply", {"zones": []}), "CONFIG_INVALID")
     with open(path) as f:
         assert f.read() == old
-    expect_ok(e.call("nginx.domain.delete", {"domain": "d.test"}))
-    r = expect_ok(e.call("nginx.ratelimits.apply", {"zones": []}))
+    expect_ok(e.apply("nginx.domain.delete", {"domain": "d.test"}))
+    r = expect_ok(e.apply("nginx.ratelimits.apply", {"zones": []}))
     assert r["changed"] is True, r
 
 
 @test
 def delete_falls_back_to_the_default_server():
     e = env()
+    u0, n0 = e.settle(), e.reload_count()
     r = expect_ok(e.call("nginx.domain.delete", {"domain": "a.test"}, dry_run=True))
     assert r["changed"] is True and os.path.exists(os.path.join(e.avail, "a.test.conf")), r
     assert r["plan"] == ["remove vhost", "reload nginx"], r
-    r = expect_ok(e.call("nginx.domain.delete", {"domain": "a.test"}))
+    e.expect_no_reload(u0, n0)
+    r = expect_ok(e.apply("nginx.domain.delete", {"domain": "a.test"}))
     assert r["changed"] is True, r
     assert not os.path.lexists(os.path.join(e.avail, "a.test.conf"))
     assert not os.path.lexists(os.path.join(e.enabled, "a.test.conf"))
-    e.wait_http("a.test", "/", lambda s, b, h: s == 404 and b == b"default\n")
+    e.expect_http("a.test", "/", lambda s, b, h: s == 404 and b == b"default\n")
     assert os.path.exists(os.path.join(e.home, "sites", "v2", "index.html")), "files went without purge_files"
-    n0 = e.settled_reload_count()
+    u0, n0 = e.settle(), e.reload_count()
     r = expect_ok(e.call("nginx.domain.delete", {"domain": "a.test"}))
     assert r["changed"] is False, r
-    time.sleep(WINDOW_MS / 1000 * 6)
-    assert e.reload_count() == n0
-    r = expect_ok(e.call("nginx.domain.delete", {"domain": "b.test", "purge_files": True}))
+    e.expect_no_reload(u0, n0)
+    r = expect_ok(e.apply("nginx.domain.delete", {"domain": "b.test", "purge_files": True}))
     assert r["changed"] is True and not os.path.exists(os.path.join(e.home, "b")), r
-    e.wait_http("b.test", "/", lambda s, b, h: s == 404 and b == b"default\n")
+    e.expect_http("b.test", "/", lambda s, b, h: s == 404 and b == b"default\n")
     assert expect_ok(e.call("nginx.domain.list"))["domains"] == []
 
 
