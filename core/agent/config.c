@@ -412,8 +412,17 @@ static int lex_include(struct lexer *x) {
                 return 0;
         q++;
         while (q < x->end && *q != '"') {
-                if (*q == '\\' && q + 1 < x->end && (q[1] == '\\' || q[1] == '"'))
+                if (*q == '\\') {
+                        /* libconfig 1.5 knows only \\ and \" in an include
+                         * name; any other backslash is dropped (flex's
+                         * default rule echoes it to stdout), so "a\b" opens
+                         * "ab" and so must the scan. */
+                        if (q + 1 >= x->end || (q[1] != '\\' && q[1] != '"')) {
+                                q++;
+                                continue;
+                        }
                         q++;
+                }
                 if (*q == '\n')
                         x->line++;
                 if (n + 1 >= sizeof name)

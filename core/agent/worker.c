@@ -128,7 +128,7 @@ static const jb_action *find_action(const jb_module *d, const char *name) {
 }
 
 static json_object *serve_one(const jb_module *d, json_object *settings, json_object *msg) {
-        json_object *answer = json_object_new_object();
+        json_object *answer;
         jb_call call = { .module = d->name, .settings = settings, .reload = ask_reload };
         json_object *v;
         const jb_action *a;
@@ -138,15 +138,17 @@ static json_object *serve_one(const jb_module *d, json_object *settings, json_ob
         call.request_id = str_member(msg, "request_id");
         if (!json_object_object_get_ex(msg, "params", &call.params) ||
             !json_object_is_type(call.params, json_type_object) || !call.action || !call.request_id)
-                return json_object_put(answer), NULL;
+                return NULL;
         if (json_object_object_get_ex(msg, "dry_run", &v))
                 call.dry_run = json_object_get_boolean(v);
         if (json_object_object_get_ex(msg, "deadline_ms", &v))
                 call.deadline_usec = mono_usec() + (uint64_t) json_object_get_int64(v) * 1000ULL;
         a = find_action(d, call.action);
         if (!a)
-                return json_object_put(answer), NULL;
+                return NULL;
 
+        /* Nothing of ours is allocated while module code runs: a handler
+         * that ends the process leaves no leak behind it. */
         r = a->handler(&call);
         if (r < 0 && !jb_err_isset(&call.err))
                 jb_err_set(&call.err, JB_E_INTERNAL, "%s failed without saying why", a->name);
@@ -154,6 +156,7 @@ static json_object *serve_one(const jb_module *d, json_object *settings, json_ob
                 jb_err why = call.err;
                 jb_err_set(&call.err, JB_E_INTERNAL, "%s reported success after an error: %s", a->name, why.msg);
         }
+        answer = json_object_new_object();
         if (jb_err_isset(&call.err)) {
                 json_object_object_add(answer, "ok", json_object_new_boolean(false));
                 json_object_object_add(answer, "code", json_object_new_string(call.err.code));

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -486,8 +487,20 @@ static int replace_file(int dir_fd, const char *name, const char *relpath, const
                         snprintf(suffix, sizeof suffix, "%s", test_tmp_suffix);
                 snprintf(tmp, sizeof tmp, ".%s.jb-%s", name, suffix);
                 fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
-                if (fd >= 0 || errno != EEXIST)
+                if (fd < 0 && errno != EEXIST)
                         break;
+                if (fd < 0)
+                        continue;
+                /* The lock marks the temporary file as live for as long as
+                 * this process has it open; jb_fs_clean_temps() removes only
+                 * unlocked ones (left by a writer that was killed). If a
+                 * cleaner got in between create and lock, it has unlinked
+                 * the name: start over with a fresh one. */
+                struct stat st;
+                if (flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0)
+                        break;
+                fd = safe_close(fd);
+                errno = EEXIST;
         }
         if (fd < 0)
                 return jb_err_set(err, JB_E_INTERNAL, "%s: cannot create a temporary file: %s",
@@ -798,4 +811,52 @@ JB_EXPORT int jb_fs_kind_of(int root_fd, const char *relpath, jb_err *err) {
         if (S_ISLNK(st.st_mode))
                 return JB_FS_SYMLINK;
         return JB_FS_OTHER;
+}
+
+/* Is `n` one of our temporary names: ".<name>.jb-XXXXXX"? */
+static bool is_temp_name(const char *n) {
+        size_t len = strlen(n);
+
+        return len > 11 && n[0] == '.' && memcmp(n + len - 10, ".jb-", 4) == 0;
+}
+
+JB_EXPORT int jb_fs_clean_temps(int root_fd, const char *reldir, jb_err *err) {
+        _cleanup_close_ int dir_fd = -1;
+        DIR *d;
+        struct dirent *de;
+        int removed = 0;
+
+        if (check_root(root_fd, err) < 0)
+                return -1;
+        if (!reldir || streq(reldir, ".") || reldir[0] == '\0')
+                dir_fd = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        else {
+                if (check_relpath(reldir, err) < 0)
+                        return -1;
+                dir_fd = jb_fs_open(root_fd, reldir, O_RDONLY | O_DIRECTORY, 0, err);
+                if (dir_fd < 0)
+                        return -1;
+        }
+        if (dir_fd < 0)
+                return fs_errno(err, reldir ? reldir : ".", errno);
+        d = fdopendir(dir_fd);
+        if (!d)
+                return fs_errno(err, reldir ? reldir : ".", errno);
+        dir_fd = -1;            /* owned by d now */
+        while ((de = readdir(d))) {
+                _cleanup_close_ int fd = -1;
+
+                if (!is_temp_name(de->d_name))
+                        continue;
+                fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                /* Locked: a live writer's. Unlocked: its writer is gone. */
+                if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+                        removed++;
+        }
+        closedir(d);
+        return removed;
 }

@@ -108,7 +108,10 @@ def reloads_are_coalesced():
     with Agent() as a:
         count = os.path.join(a.root, "reloads")
         a.stop()
-        a.write_config(reload_config(a, count, 1500))
+        # The window must dwarf one request's round trip; under valgrind
+        # (which also traces the reload command's shell) that is slower.
+        window = 6000 if os.environ.get("JABALI_VALGRIND") == "1" else 1500
+        a.write_config(reload_config(a, count, window))
         a.start()
         c = a.client()
         for i in range(20):
@@ -122,7 +125,7 @@ def reloads_are_coalesced():
         # Immediate and awaited: no window to sit out.
         t0 = time.monotonic()
         expect_ok(c.call("test.reload", {"unit": "php8.2-fpm.service", "now": True, "wait": True}))
-        assert time.monotonic() - t0 < 1.0, "an immediate reload waited for the window"
+        assert time.monotonic() - t0 < window / 1000 * 0.66, "an immediate reload waited for the window"
         assert open(count).read().split() == ["nginx.service", "php8.2-fpm.service"]
         c.close()
 

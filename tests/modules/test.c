@@ -110,6 +110,23 @@ static int do_reload(jb_call *call) {
         return 0;
 }
 
+/* A worker killed inside test.write leaves its temporary file behind; the
+ * next worker clears what no live writer holds. */
+static int worker_init(json_object *settings, jb_err *err) {
+        json_object *v;
+        int fd;
+
+        if (!json_object_object_get_ex(settings, "root", &v))
+                return 0;
+        (void) err;
+        fd = jb_fs_open_root(json_object_get_string(v), NULL);
+        if (fd < 0)
+                return 0;       /* test.write reports a missing root itself */
+        (void) jb_fs_clean_temps(fd, ".", NULL);
+        close(fd);
+        return 0;
+}
+
 static const char *const crash_modes[] = { "abort", "segv", "exit", "fail", NULL };
 
 static const jb_param echo_item[] = { JB_P_STRING("item", JB_CHECK_NONE, 0, "an element"), JB_P_END };
@@ -180,4 +197,4 @@ static const jb_action actions[] = {
 
 JABALI_MODULE(.name = TEST_NAME, .version = "1.0.0", .hat = TEST_NAME,
               .summary = "test actions for the agent's own test suite",
-              .actions = actions, .settings = settings);
+              .actions = actions, .settings = settings, .worker_init = worker_init);

@@ -146,4 +146,13 @@ typedef enum jb_fs_kind {
  * `jb_fs_kind_of(fd, p, &err) == JB_FS_FILE`. */
 JB_EXPORT int jb_fs_kind_of(int root_fd, const char *relpath, jb_err *err);
 
+/* Removes the temporary files (".<name>.jb-XXXXXX") that a writer killed
+ * in the middle of jb_fs_write_atomic() left in the directory reldir
+ * (beneath root_fd; NULL or "." for root_fd itself). A writer holds a lock
+ * on its temporary file for as long as it lives, so only abandoned ones are
+ * removed, and it is safe to call while other processes write there. Not
+ * recursive. Modules call it from worker_init for the directories they
+ * write into. Returns the number removed, or -1 with err. */
+JB_EXPORT int jb_fs_clean_temps(int root_fd, const char *reldir, jb_err *err);
+
 #endif

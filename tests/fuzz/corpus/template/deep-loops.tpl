@@ -1,0 +1,1 @@
+E0{{#ssl}}{{#ssl}}{{#ssl}}{{#ssl}}{{#ssl}}{{#ssl}}{{#ssl}}{{#ssl}}{{#ssl}}{{#ssl}}{{#ssl}}{{#ssl}}{{#ssl}}{{#ssl}}{{#ssl}}{{#nums}}{{.}}{{/nums}}{{/ssl}}{{/ssl}}{{/ssl}}{{/ssl}}{{/ssl}}{{/ssl}}{{/ssl}}{{/ssl}}{{/ssl}}{{/ssl}}{{/ssl}}{{/ssl}}{{/ssl}}{{/ssl}}{{/ssl}}

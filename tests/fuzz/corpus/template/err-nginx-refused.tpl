@@ -1,0 +1,1 @@
+A0server_name {{bad}} {{space}} {{dollar}};

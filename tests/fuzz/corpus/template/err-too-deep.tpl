@@ -1,0 +1,1 @@
+E0{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{#nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}{{/nested}}

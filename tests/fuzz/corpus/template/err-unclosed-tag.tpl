@@ -1,0 +1,1 @@
+E0text {{name

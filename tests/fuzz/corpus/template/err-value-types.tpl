@@ -1,0 +1,1 @@
+E0{{pi}}{{nul}}{{obj}}{{missing}}{{nested.a.x}}{{name.x}}

@@ -1,0 +1,1 @@
+C0{"name":"{{name}}","quote":"{{quote}}","nl":"{{nl}}","ctrl":"{{ctrl}}","nul":"{{zwnul}}","big":{{big}}}

@@ -1,0 +1,1 @@
+E0{{#nums}}{{#nums}}{{#aliases}}{{.}}{{name}}{{/aliases}}{{/nums}}{{/nums}}

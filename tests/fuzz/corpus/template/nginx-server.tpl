@@ -1,0 +1,4 @@
+A0server {
+    server_name {{name}}{{#aliases}} {{.}}{{/aliases}};
+    listen {{port}}{{#ssl}} ssl{{/ssl}};
+}

@@ -1,0 +1,1 @@
+D0{{name}} {{port}} {{neg}} {{big}} {{ssl}} {{dash-name_1}}
