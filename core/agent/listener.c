@@ -210,8 +210,8 @@ int listener_open(server *s) {
         r = sd_event_add_io(s->event, &s->listen_source, fd, EPOLLIN, on_accept, s);
         if (r < 0)
                 return log_error_errno(r, "cannot watch the listening socket");
-        /* New clients wait behind answers to the ones already connected. */
-        (void) sd_event_source_set_priority(s->listen_source, SD_EVENT_PRIORITY_NORMAL + 10);
+        /* Same priority as the connections: a lower one let busy clients
+         * starve new ones out of accept() for as long as the load lasted. */
         return 0;
 }
 

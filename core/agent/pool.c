@@ -157,7 +157,8 @@ static int worker_send(worker *w, json_object *msg) {
         w->out = buf;
         w->out_len = FRAME_HEADER_SIZE + len;
         w->out_off = 0;
-        worker_update_events(w);
+        /* No EPOLLOUT yet: the caller flushes at once, and only what the
+         * socket does not take needs waiting for (worker_flush). */
         return 0;
 }
 

@@ -468,3 +468,14 @@ def warm_workers(a, n, module="test"):
         if w["idle"] + w["busy"] == n and w["starting"] == 0:
             return
     raise AssertionError("could not get %d workers running: %r" % (n, h))
+
+
+def agent_is_sanitized():
+    """True when the agent under test is an AddressSanitizer build: its
+    allocator keeps freed memory in quarantine, so RSS bounds mean nothing."""
+    real = os.path.join(BUILDDIR, ".libs", "jabali-agent")
+    try:
+        out = subprocess.run(["ldd", real if os.path.exists(real) else AGENT], capture_output=True, text=True).stdout
+    except OSError:
+        return False
+    return "libasan" in out

@@ -220,6 +220,10 @@ static void test_ini_context(void **st) {
                             "line 1: {{v}}: value ends with a blank, which is not allowed in ini context");
         assert_render_fails("{{v}}", "{\"v\":\"${HOME}\"}", JB_TPL_INI, "INVALID_PARAMS",
                             "line 1: {{v}}: value contains '${' which is not allowed in ini context");
+        /* An empty value as the very first output (found by fuzzing: the
+         * output buffer did not exist yet). */
+        assert_render("{{v}}", "{\"v\":\"\"}", JB_TPL_INI, "");
+        assert_render("{{v}}x", "{\"v\":\"\"}", JB_TPL_JSON, "x");
 }
 
 static void test_json_context(void **st) {
