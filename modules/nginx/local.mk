@@ -36,4 +36,5 @@ EXTRA_DIST += \
 	tests/integration/test_nginx.py
 
 # Runs against a real nginx when one is installed (tools/deps).
-TESTS += tests/integration/test_nginx.py
+TESTS += tests/integration/test_nginx.py tests/integration/test_nginx_scale.py
+EXTRA_DIST += tests/integration/test_nginx_scale.py bench/nginx-bench

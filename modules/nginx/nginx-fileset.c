@@ -96,6 +96,10 @@ int ngx_fileset_restore(int avail_fd, int enabled_fd, const ngx_fileset *fs, jb_
                         r = -1;
                 break;
         case JB_FS_FILE:
+                /* Enabling put a symlink where the admin's file was, and an
+                 * atomic write refuses to replace a symlink: remove it first. */
+                if (jb_fs_kind_of(enabled_fd, fs->name, NULL) == JB_FS_SYMLINK)
+                        (void) jb_fs_unlink(enabled_fd, fs->name, NULL);
                 if (jb_fs_write_atomic(enabled_fd, fs->name, fs->enabled, fs->enabled_len, 0644, 0, 0,
                                        r < 0 ? NULL : err) < 0)
                         r = -1;
