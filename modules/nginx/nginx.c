@@ -5,35 +5,78 @@
  * nginx-*.c. See README.md for the contract. */
 
 #include <string.h>
+#include <unistd.h>
 
+#include <jabali/fs.h>
 #include <jabali/module.h>
 
 #include "nginx-internal.h"
 
-void ngx_cfg_load(jb_call *call, ngx_cfg *c) {
+static const char *set_str(json_object *s, const char *name, const char *def) {
+        json_object *v;
+        return json_object_object_get_ex(s, name, &v) && json_object_is_type(v, json_type_string) ?
+                       json_object_get_string(v) : def;
+}
+
+static int64_t set_int(json_object *s, const char *name, int64_t def) {
+        json_object *v;
+        return json_object_object_get_ex(s, name, &v) && json_object_is_type(v, json_type_int) ?
+                       json_object_get_int64(v) : def;
+}
+
+/* Every setting with its production default, from a settings object
+ * (a call's, or worker_init's). */
+static void cfg_from_settings(json_object *settings, ngx_cfg *c) {
         const char *p;
 
-        c->nginx = jb_setting_str(call, "nginx", "/usr/sbin/nginx");
-        c->conf = jb_setting_str(call, "conf", "/etc/nginx/nginx.conf");
-        p = jb_setting_str(call, "prefix", NULL);
+        c->nginx = set_str(settings, "nginx", "/usr/sbin/nginx");
+        c->conf = set_str(settings, "conf", "/etc/nginx/nginx.conf");
+        p = set_str(settings, "prefix", NULL);
         c->prefix = p && *p ? p : NULL;
-        c->sites_available = jb_setting_str(call, "sites_available", "/etc/nginx/sites-available");
-        c->sites_enabled = jb_setting_str(call, "sites_enabled", "/etc/nginx/sites-enabled");
-        c->template_dir = jb_setting_str(call, "template_dir", NGINX_TEMPLATE_DIR);
-        p = jb_setting_str(call, "template_override_dir", "/etc/jabali/nginx/templates");
+        c->sites_available = set_str(settings, "sites_available", "/etc/nginx/sites-available");
+        c->sites_enabled = set_str(settings, "sites_enabled", "/etc/nginx/sites-enabled");
+        c->template_dir = set_str(settings, "template_dir", NGINX_TEMPLATE_DIR);
+        p = set_str(settings, "template_override_dir", "/etc/jabali/nginx/templates");
         c->template_override_dir = p && *p ? p : NULL;
-        c->state_dir = jb_setting_str(call, "state_dir", "/var/lib/jabali/nginx");
-        c->cache_dir = jb_setting_str(call, "cache_dir", "/var/cache/nginx/jabali");
-        c->cache_user = jb_setting_str(call, "cache_user", "www-data");
-        c->web_group = jb_setting_str(call, "web_group", "www-data");
-        c->php_socket_pattern = jb_setting_str(call, "php_socket_pattern", "/run/php/php{version}-fpm-{user}.sock");
-        c->ratelimit_dir = jb_setting_str(call, "ratelimit_dir", "/etc/nginx/conf.d");
-        c->default_docroot = jb_setting_str(call, "default_document_root", "public_html");
-        c->unit = jb_setting_str(call, "unit", "nginx.service");
-        c->lock_dir = jb_setting_str(call, "lock_dir", "/run/jabali-agent/locks");
-        c->http_port = jb_setting_int(call, "http_port", 80);
-        c->https_port = jb_setting_int(call, "https_port", 443);
-        c->min_uid = jb_setting_int(call, "min_uid", 1000);
+        c->state_dir = set_str(settings, "state_dir", "/var/lib/jabali/nginx");
+        c->cache_dir = set_str(settings, "cache_dir", "/var/cache/nginx/jabali");
+        c->cache_user = set_str(settings, "cache_user", "www-data");
+        c->web_group = set_str(settings, "web_group", "www-data");
+        c->php_socket_pattern = set_str(settings, "php_socket_pattern", "/run/php/php{version}-fpm-{user}.sock");
+        c->ratelimit_dir = set_str(settings, "ratelimit_dir", "/etc/nginx/conf.d");
+        c->default_docroot = set_str(settings, "default_document_root", "public_html");
+        c->unit = set_str(settings, "unit", "nginx.service");
+        c->lock_dir = set_str(settings, "lock_dir", "/run/jabali-agent/locks");
+        c->http_port = set_int(settings, "http_port", 80);
+        c->https_port = set_int(settings, "https_port", 443);
+        c->min_uid = set_int(settings, "min_uid", 1000);
+}
+
+void ngx_cfg_load(jb_call *call, ngx_cfg *c) {
+        cfg_from_settings(jb_call_settings(call), c);
+}
+
+/* A worker killed in the middle of an atomic write leaves its temporary
+ * file behind (nginx ignores it: it is not *.conf); the next worker
+ * removes the ones no live writer holds. */
+static void clean_dir(const char *path) {
+        int fd = path ? jb_fs_open_root(path, NULL) : -1;
+
+        if (fd < 0)
+                return;
+        (void) jb_fs_clean_temps(fd, ".", NULL);
+        close(fd);
+}
+
+static int worker_init(json_object *settings, jb_err *err) {
+        ngx_cfg c;
+
+        (void) err;
+        cfg_from_settings(settings, &c);
+        clean_dir(c.sites_available);
+        clean_dir(c.sites_enabled);
+        clean_dir(c.ratelimit_dir);
+        return 0;
 }
 
 /* ---- parameter schemas ---- */
@@ -188,4 +231,4 @@ static const jb_action actions[] = {
 
 JABALI_MODULE(.name = "nginx", .version = "1.0.0", .hat = "nginx",
               .summary = "nginx virtual hosts of hosted domains", .actions = actions,
-              .settings = settings, .init = init);
+              .settings = settings, .init = init, .worker_init = worker_init);

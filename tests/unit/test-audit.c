@@ -900,38 +900,6 @@ static void journal_child(int out, const char *file) {
         _exit(0);
 }
 
-typedef struct rec {
-        char tag;
-        uint32_t len;
-        char *data;
-} rec;
-
-static size_t read_recs(int in, rec *recs, size_t max) {
-        size_t n = 0;
-
-        for (;;) {
-                char tag;
-                uint32_t len;
-                ssize_t k = read(in, &tag, 1);
-                if (k == 0)
-                        break;
-                assert_int_equal(k, 1);
-                assert_int_equal(read(in, &len, 4), 4);
-                assert_true(n < max);
-                recs[n].tag = tag;
-                recs[n].len = len;
-                recs[n].data = calloc(1, (size_t) len + 1);
-                assert_non_null(recs[n].data);
-                for (uint32_t got = 0; got < len;) {
-                        k = read(in, recs[n].data + got, len - got);
-                        assert_true(k > 0);
-                        got += (uint32_t) k;
-                }
-                n++;
-        }
-        return n;
-}
-
 /* Finds NAME in a native-protocol datagram: "NAME=value\n", or for values
  * with a newline "NAME\n" + 64-bit little-endian length + value + "\n".
  * Returns the value's length, or -1. */
