@@ -275,9 +275,17 @@ static int lookup(renderer *r, const node *n, struct json_object **ret) {
                 memcpy(part, s, pl);
                 part[pl] = '\0';
                 if (first) {
-                        for (size_t d = r->depth; d-- > 0 && !found; )
+                        for (size_t d = r->depth; d-- > 0 && !found; ) {
+                                /* Each probe is work: the step bound must
+                                 * bound time, also for long dotted names
+                                 * looked up through a deep stack. */
+                                if (++r->steps > STEPS_MAX)
+                                        return jb_err_set(r->err, JB_E_INVALID_PARAMS,
+                                                          "line %u: rendering takes more than %u steps", n->line,
+                                                          STEPS_MAX);
                                 if (json_object_is_type(r->stack[d], json_type_object))
                                         found = json_object_object_get_ex(r->stack[d], part, &cur);
+                        }
                 } else if (!json_object_is_type(cur, json_type_object))
                         return jb_err_set(r->err, JB_E_INTERNAL, "line %u: {{%.*s}}: \"%.*s\" is not an object",
                                           n->line, (int) n->len, n->s, (int) (s - 1 - n->s), n->s);

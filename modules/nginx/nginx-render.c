@@ -107,7 +107,9 @@ json_object *ngx_header_parse(const char *text, size_t len) {
         if (!tok)
                 return NULL;
         o = json_tokener_parse_ex(tok, text + hlen, (int) (nl - text - hlen));
-        if (o && (json_tokener_get_error(tok) != json_tokener_success || !json_object_is_type(o, json_type_object))) {
+        /* The whole rest of the line must be the object: no trailing text. */
+        if (o && (json_tokener_get_error(tok) != json_tokener_success || !json_object_is_type(o, json_type_object) ||
+                  json_tokener_get_parse_end(tok) != (size_t) (nl - text - hlen))) {
                 json_object_put(o);
                 o = NULL;
         }

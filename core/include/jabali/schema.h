@@ -51,7 +51,7 @@ typedef enum jb_check {
         JB_CHECK_PATH_SEGMENT,  /* one path component: no '/', not "." or "..", no NUL or control chars, <= 255 bytes */
         JB_CHECK_REL_PATH,      /* relative path of path segments joined by '/', no empty, "." or ".." segment */
         JB_CHECK_ENUM,          /* one of `enum_values` */
-        JB_CHECK_TOKEN,         /* [A-Za-z0-9_.-]+ : identifiers, unit names, versions */
+        JB_CHECK_TOKEN,         /* [A-Za-z0-9_.-]+, not starting with '-' or '.': identifiers, versions */
         JB_CHECK_MULTILINE,     /* like NONE, but tab, LF and CR are allowed: file content, PEM blocks */
         _JB_CHECK_MAX
 } jb_check;
