@@ -35,6 +35,8 @@ struct audit {
         bool fsync_always;
         bool journal;
         bool torn;              /* a write stopped part-way: the next record starts with '\n' */
+        bool defer_sync;        /* fsync_always: the caller syncs with audit_sync() */
+        bool dirty;             /* records written since the last sync */
 };
 
 /* Writes everything, retrying EINTR and short writes. For a regular file
@@ -377,7 +379,31 @@ static int write_file(audit *a, const audit_record *r, jb_err *err) {
                 return jb_err_set(err, JB_E_INTERNAL, "cannot write audit log '%s': %s", a->path, strerror(-e));
         }
         a->torn = false;
-        if (a->fsync_always && fdatasync(a->fd) < 0)
+        if (!a->fsync_always)
+                return 0;
+        if (a->defer_sync) {
+                a->dirty = true;
+                return 0;
+        }
+        if (fdatasync(a->fd) < 0)
+                return jb_err_set(err, JB_E_INTERNAL, "cannot sync audit log '%s': %s", a->path, strerror(errno));
+        return 0;
+}
+
+void audit_set_deferred_sync(audit *a, bool on) {
+        if (a)
+                a->defer_sync = on;
+}
+
+bool audit_sync_pending(const audit *a) {
+        return a && a->dirty;
+}
+
+int audit_sync(audit *a, jb_err *err) {
+        if (!a || !a->dirty)
+                return 0;
+        a->dirty = false;
+        if (a->fd >= 0 && fdatasync(a->fd) < 0)
                 return jb_err_set(err, JB_E_INTERNAL, "cannot sync audit log '%s': %s", a->path, strerror(errno));
         return 0;
 }

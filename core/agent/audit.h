@@ -90,6 +90,14 @@ int audit_write(audit *a, const audit_record *r, jb_err *err);
  * repaired as in audit_open(). A no-op returning 0 without a file sink. */
 int audit_reopen(audit *a, jb_err *err);
 
+/* Group commit for fsync "always": with deferred sync on, audit_write()
+ * writes but does not fdatasync(); the caller calls audit_sync() once for
+ * every record written since, before it lets any of their answers out
+ * (the master does so once per event-loop iteration). */
+void audit_set_deferred_sync(audit *a, bool on);
+bool audit_sync_pending(const audit *a);
+int audit_sync(audit *a, jb_err *err);
+
 /* Closes the sinks and frees `a`. NULL-safe. */
 void audit_close(audit *a);
 

@@ -144,6 +144,10 @@ static int flush_queue(conn *c) {
 }
 
 static int write_out(conn *c) {
+        /* Answers wait until their audit records are durable: the
+         * master's post-iteration sync sends them (conn_flush_all). */
+        if (audit_sync_pending(c->srv->audit))
+                return 0;
         while (c->out_off < c->out_len) {
                 ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0) {
@@ -417,6 +421,21 @@ void conn_drain_all(server *s) {
                 conn *next = c->next;
                 c->stop = true;
                 conn_update(c);
+                c = next;
+        }
+}
+
+void conn_flush_all(server *s) {
+        conn *c = s->conns;
+
+        while (c) {
+                conn *next = c->next;
+                if (c->out_off < c->out_len) {
+                        if (write_out(c) < 0)
+                                conn_free(c);
+                        else
+                                conn_update(c);
+                }
                 c = next;
         }
 }

@@ -19,6 +19,8 @@ void conn_enqueue(conn *c, pending *p);
 void conn_request_done(conn *c);
 /* SIGTERM: read no more frames; close each connection once it is idle. */
 void conn_drain_all(server *s);
+/* Sends what every connection has ready (after the audit sync). */
+void conn_flush_all(server *s);
 
 /* Per-uid accounting used by the listener's cap. */
 unsigned uid_count_get(const server *s, uid_t uid);

@@ -122,6 +122,22 @@ static int on_usr1(sd_event_source *es, const struct signalfd_siginfo *si, void 
         return 0;
 }
 
+/* Once per loop iteration, after everything that could write audit
+ * records ran: one fdatasync() for all of them, then their answers go. */
+static int on_post(sd_event_source *es, void *userdata) {
+        server *s = userdata;
+        jb_err err = JB_ERR_INIT;
+
+        if (!audit_sync_pending(s->audit))
+                return 0;
+        if (audit_sync(s->audit, &err) < 0) {
+                log_error("%s", err.msg);
+                s->audit_failing = true;
+        }
+        conn_flush_all(s);
+        return 0;
+}
+
 static char *self_exe(void) {
         char buf[4096];
         ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -209,6 +225,11 @@ int server_run(const char *config_path) {
                 log_error("cannot set up the event loop or the socket");
                 r = 1;
                 goto out;
+        }
+        audit_set_deferred_sync(s.audit, true);
+        if (sd_event_add_post(s.event, NULL, on_post, &s) < 0) {
+                audit_set_deferred_sync(s.audit, false);        /* sync per record instead */
+                log_warning("no post-iteration source: audit records are synced one by one");
         }
         (void) sd_event_set_watchdog(s.event, true);
         start_pools(&s);

@@ -362,6 +362,28 @@ def audit_records():
 
 
 @test
+def fsync_always_answers_after_the_records():
+    """audit.fsync = "always": answers wait for one group sync of their
+    records; pipelined and concurrent requests all come back, each one
+    audited by the time its answer arrives."""
+    with Agent(audit={"fsync": "always"}) as a:
+        clients = [a.client() for _ in range(16)]
+        for i, c in enumerate(clients):
+            for j in range(8):
+                c.send("agent.ping" if j % 2 else "test.echo", None if j % 2 else {"n": j},
+                       request_id="f%d-%d" % (i, j))
+        for i, c in enumerate(clients):
+            for j in range(8):
+                r = c.recv()
+                assert r["request_id"] == "f%d-%d" % (i, j) and r["ok"], r
+        ids = {r.get("request_id") for r in a.audit()}
+        missing = ["f%d-%d" % (i, j) for i in range(16) for j in range(8) if "f%d-%d" % (i, j) not in ids]
+        assert not missing, missing
+        for c in clients:
+            c.close()
+
+
+@test
 def audit_failure_blocks_host_changes():
     """While audit records cannot be written, no host change is begun."""
     with Agent() as a:
