@@ -345,7 +345,9 @@ def run():
 # ---- valgrind (JABALI_VALGRIND=1) ----
 
 VALGRIND = os.environ.get("JABALI_VALGRIND") == "1"
-VALGRIND_ARGS = ["valgrind", "-q", "--trace-children=yes", "--error-exitcode=99", "--leak-check=full",
+VALGRIND_ARGS = ["valgrind", "-q", "--trace-children=yes",
+                 # The agent and its workers, not the services' own tools it runs.
+                 "--trace-children-skip=/usr/sbin/*,/bin/*,/usr/bin/*,/sbin/*", "--error-exitcode=99", "--leak-check=full",
                  "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"]
 # valgrind keeps the top descriptors below RLIMIT_NOFILE for itself and
 # shows its client a limit lowered by this many (measured with 3.19).

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The php module: one PHP-FPM pool per (account, PHP version), running as
+ * the account. The descriptor, the action table, the schemas and the
+ * settings; the handlers live in php-pool.c. See README.md. */
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jabali/fs.h>
+#include <jabali/module.h>
+#include <jabali/validate.h>
+
+#include "php-internal.h"
+
+static const char *set_str(json_object *s, const char *name, const char *def) {
+        json_object *v;
+        return json_object_object_get_ex(s, name, &v) && json_object_is_type(v, json_type_string) ?
+                       json_object_get_string(v) : def;
+}
+
+static int64_t set_int(json_object *s, const char *name, int64_t def) {
+        json_object *v;
+        return json_object_object_get_ex(s, name, &v) && json_object_is_type(v, json_type_int) ?
+                       json_object_get_int64(v) : def;
+}
+
+/* Every setting with its production default. */
+void php_cfg_from_settings(json_object *s, php_cfg *c) {
+        json_object *v;
+        const char *p;
+
+        c->versions = json_object_object_get_ex(s, "versions", &v) && json_object_is_type(v, json_type_array) ?
+                              v : NULL;
+        c->php_fpm = set_str(s, "php_fpm", "/usr/sbin/php-fpm{version}");
+        c->fpm_conf = set_str(s, "fpm_conf", "/etc/php/{version}/fpm/php-fpm.conf");
+        c->pool_dir = set_str(s, "pool_dir", "/etc/php/{version}/fpm/pool.d");
+        c->socket_pattern = set_str(s, "php_socket_pattern", "/run/php/php{version}-fpm-{user}.sock");
+        c->unit = set_str(s, "unit", "php{version}-fpm.service");
+        c->template_dir = set_str(s, "template_dir", PHP_TEMPLATE_DIR);
+        p = set_str(s, "template_override_dir", "/etc/jabali/php/templates");
+        c->template_override_dir = p && *p ? p : NULL;
+        c->lock_dir = set_str(s, "lock_dir", "/run/jabali-agent/locks");
+        c->listen_owner = set_str(s, "listen_owner", "www-data");
+        c->listen_group = set_str(s, "listen_group", "www-data");
+        c->tmp_dir = set_str(s, "tmp_dir", "tmp");
+        c->min_uid = set_int(s, "min_uid", 1000);
+}
+
+int php_subst(const char *pattern, const char *user, const char *version, char *out, size_t size, jb_err *err) {
+        const char *p = pattern;
+        size_t n = 0;
+
+        while (*p) {
+                const char *v = NULL;
+                size_t skip = 1, l;
+
+                if (strncmp(p, "{user}", 6) == 0)
+                        v = user ? user : "", skip = 6;
+                else if (strncmp(p, "{version}", 9) == 0)
+                        v = version, skip = 9;
+                l = v ? strlen(v) : 1;
+                if (n + l >= size)
+                        return jb_err_set(err, JB_E_INVALID_PARAMS, "%s: the path is too long", pattern);
+                memcpy(out + n, v ? v : p, l);
+                n += l;
+                p += skip;
+        }
+        out[n] = '\0';
+        if (out[0] != '/' || out[1] == '\0' || !jb_valid_rel_path(out + 1, n - 1, NULL))
+                return jb_err_set(err, JB_E_INVALID_PARAMS, "%s is not a clean absolute path", out);
+        return 0;
+}
+
+/* A worker killed in the middle of an atomic write leaves its temporary
+ * file behind (php-fpm ignores it: it is not *.conf); the next worker
+ * removes the ones no live writer holds. */
+static int worker_init(json_object *settings, jb_err *err) {
+        php_cfg c;
+        size_t n;
+
+        (void) err;
+        php_cfg_from_settings(settings, &c);
+        n = c.versions ? json_object_array_length(c.versions) : 1;
+        for (size_t i = 0; i < n; i++) {
+                const char *ver = c.versions ? json_object_get_string(json_object_array_get_idx(c.versions, i)) : "8.2";
+                char dir[4096];
+                int fd;
+
+                if (php_subst(c.pool_dir, NULL, ver, dir, sizeof dir, NULL) < 0)
+                        continue;
+                fd = jb_fs_open_root(dir, NULL);
+                if (fd < 0)
+                        continue;
+                (void) jb_fs_clean_temps(fd, ".", NULL);
+                close(fd);
+        }
+        return 0;
+}
+
+/* ---- parameter schemas ---- */
+
+static const char *const pm_modes[] = { "static", "dynamic", "ondemand", NULL };
+
+#define POOL_KEY_PARAMS                                                                                   \
+        JB_P_STRING("user", JB_CHECK_USERNAME, JB_REQUIRED, "the Linux account the pool runs as"),       \
+        JB_P_STRLEN("php_version", JB_CHECK_TOKEN, JB_REQUIRED, 3, 7, "MAJOR.MINOR, one of settings.versions")
+
+static const jb_param pool_params[] = {
+        POOL_KEY_PARAMS,
+        JB_P_INT("user_id", JB_CHECK_NONE, JB_REQUIRED, 0, 4294967294LL, "that account's uid (must match)"),
+        JB_P_ENUM("pm", pm_modes, 0, "process manager; default ondemand"),
+        JB_P_INT("max_children", JB_CHECK_NONE, 0, 1, 1000, "pm.max_children; default 5"),
+        JB_P_INT("start_servers", JB_CHECK_NONE, 0, 1, 1000, "pm.start_servers (dynamic); default 1"),
+        JB_P_INT("min_spare_servers", JB_CHECK_NONE, 0, 1, 1000, "pm.min_spare_servers (dynamic); default 1"),
+        JB_P_INT("max_spare_servers", JB_CHECK_NONE, 0, 1, 1000, "pm.max_spare_servers (dynamic); default 3"),
+        JB_P_INT("process_idle_timeout", JB_CHECK_NONE, 0, 1, 86400, "seconds (ondemand); default 10"),
+        JB_P_INT("max_requests", JB_CHECK_NONE, 0, 0, 1000000, "pm.max_requests, 0 = unlimited; default 500"),
+        JB_P_INT("memory_limit_mb", JB_CHECK_NONE, 0, 16, 65536, "memory_limit in MiB; default 256"),
+        JB_P_INT("upload_max_mb", JB_CHECK_NONE, 0, 1, 65536,
+                 "upload_max_filesize and post_max_size in MiB; default 64"),
+        JB_P_END
+};
+
+static const jb_param key_params[] = {
+        POOL_KEY_PARAMS,
+        JB_P_END
+};
+
+/* ---- settings ---- */
+
+static const jb_param version_item[] = {
+        JB_P_STRLEN("version", JB_CHECK_TOKEN, 0, 3, 7, "MAJOR.MINOR"),
+        JB_P_END
+};
+
+#define PATH_SETTING(n, d) JB_P_STRLEN(n, JB_CHECK_NONE, 0, 1, 1024, d)
+
+static const jb_param settings[] = {
+        JB_P_ARRAY("versions", version_item, 0, 1, 16, "the PHP versions served; default [\"8.2\"]"),
+        PATH_SETTING("php_fpm", "the php-fpm binary; default /usr/sbin/php-fpm{version}"),
+        PATH_SETTING("fpm_conf", "the main configuration; default /etc/php/{version}/fpm/php-fpm.conf"),
+        PATH_SETTING("pool_dir", "where pool files are written; default /etc/php/{version}/fpm/pool.d"),
+        PATH_SETTING("php_socket_pattern", "a pool's socket, {user} and {version} replaced; "
+                                           "default /run/php/php{version}-fpm-{user}.sock"),
+        JB_P_STRLEN("unit", JB_CHECK_NONE, 0, 1, 255, "the unit to reload, {version} replaced; "
+                                                      "default php{version}-fpm.service"),
+        PATH_SETTING("template_dir", "the shipped templates; default " PHP_TEMPLATE_DIR),
+        JB_P_STRLEN("template_override_dir", JB_CHECK_NONE, 0, 0, 1024,
+                    "an administrator's templates, used first; default /etc/jabali/php/templates"),
+        PATH_SETTING("lock_dir", "where the apply lock lives; default /run/jabali-agent/locks"),
+        JB_P_STRING("listen_owner", JB_CHECK_USERNAME, 0, "owner of the pool sockets (the web server); default www-data"),
+        JB_P_STRING("listen_group", JB_CHECK_USERNAME, 0, "group of the pool sockets; default www-data"),
+        JB_P_STRLEN("tmp_dir", JB_CHECK_REL_PATH, 0, 1, 255, "the pool's temporary directory beneath the home; "
+                                                             "default tmp"),
+        JB_P_INT("min_uid", JB_CHECK_NONE, 0, 0, 4294967294LL, "the smallest uid a pool may run as; default 1000"),
+        JB_P_END
+};
+
+static bool version_ok(const char *v) {
+        const char *p = v;
+        size_t a = 0, b = 0;
+
+        while (*p >= '0' && *p <= '9' && a < 3)
+                p++, a++;
+        if (a == 0 || *p++ != '.')
+                return false;
+        while (*p >= '0' && *p <= '9' && b < 3)
+                p++, b++;
+        return b > 0 && *p == '\0';
+}
+
+static int init(json_object *s, jb_err *err) {
+        static const char *const paths[] = {
+                "php_fpm", "fpm_conf", "pool_dir", "php_socket_pattern", "template_dir", "lock_dir",
+                "template_override_dir",
+        };
+        json_object *v;
+
+        for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+                const char *p;
+
+                if (!json_object_object_get_ex(s, paths[i], &v))
+                        continue;
+                p = json_object_get_string(v);
+                if (p[0] == '\0' && strcmp(paths[i], "template_override_dir") == 0)
+                        continue;
+                if (p[0] != '/')
+                        return jb_err_set(err, JB_E_CONFIG_INVALID, "%s must be an absolute path", paths[i]);
+        }
+        if (json_object_object_get_ex(s, "versions", &v))
+                for (size_t i = 0; i < json_object_array_length(v); i++)
+                        if (!version_ok(json_object_get_string(json_object_array_get_idx(v, i))))
+                                return jb_err_set(err, JB_E_CONFIG_INVALID, "versions[%zu]: expected MAJOR.MINOR", i);
+        return 0;
+}
+
+/* ---- actions ---- */
+
+#define CONVERGER (JB_ACTION_MUTATING | JB_ACTION_DRY_RUN)
+
+static const jb_action actions[] = {
+        { .name = "php.pool.create", .handler = php_pool_create, .params = pool_params,
+          .summary = "create or converge an account's PHP-FPM pool",
+          .flags = CONVERGER, .timeout_ms = 60000, .lock = "user" },
+        { .name = "php.pool.update", .handler = php_pool_update, .params = pool_params,
+          .summary = "converge an existing pool (NOT_FOUND when there is none)",
+          .flags = CONVERGER, .timeout_ms = 60000, .lock = "user" },
+        { .name = "php.pool.delete", .handler = php_pool_delete, .params = key_params,
+          .summary = "remove an account's pool (idempotent)",
+          .flags = CONVERGER, .timeout_ms = 60000, .lock = "user" },
+        { .name = "php.pool.get", .handler = php_pool_get, .params = key_params,
+          .summary = "a pool: parameters, path, socket", .timeout_ms = 10000 },
+        { .name = "php.pool.list", .handler = php_pool_list, .params = NULL,
+          .summary = "every pool this module manages", .timeout_ms = 30000 },
+        { .name = "php.test", .handler = php_test, .params = NULL,
+          .summary = "php-fpm -t of every served version", .timeout_ms = 60000 },
+        { .name = "php.reload", .handler = php_reload, .params = NULL,
+          .summary = "test, then reload every served php-fpm now and wait for it",
+          .flags = CONVERGER, .timeout_ms = 60000 },
+        { .name = NULL }
+};
+
+JABALI_MODULE(.name = "php", .version = "1.0.0", .hat = "php",
+              .summary = "per-account PHP-FPM pools", .actions = actions,
+              .settings = settings, .init = init, .worker_init = worker_init);
