@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* The master's life cycle: start-up order, signals, reload, drain, exit. */
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -43,6 +47,50 @@ void server_maybe_ready(server *s) {
         notify_status(s, "serving");
         log_info("ready: %zu actions on %s", s->modules->n_actions,
                  s->socket_activated ? "the activated socket" : s->config->socket_path);
+}
+
+/* One directory of the runtime state: made when missing, refused when it
+ * is not a directory of ours that only we may write. */
+static int runtime_mkdir(int dir_fd, const char *name, const char *path, mode_t mode) {
+        struct stat st;
+
+        if (mkdirat(dir_fd, name, mode) < 0 && errno != EEXIST) {
+                log_error("runtime.dir: cannot create %s: %m", path);
+                return -1;
+        }
+        if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                log_error("runtime.dir: %s: %m", path);
+                return -1;
+        }
+        if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022)) {
+                log_error("runtime.dir: %s must be a directory owned by uid %u and writable by it alone", path,
+                          (unsigned) geteuid());
+                return -1;
+        }
+        return 0;
+}
+
+/* runtime.dir and its locks/ directory, where workers keep their locks
+ * (jb_lock_acquire) and other state that must not outlive a boot. A tmpfs
+ * such as /run is empty after a boot, so they are made at every start. */
+static int runtime_prepare(const char *dir) {
+        char locks[4096];
+        int fd, r;
+
+        if (snprintf(locks, sizeof locks, "%s/locks", dir) >= (int) sizeof locks) {
+                log_error("runtime.dir is too long");
+                return -1;
+        }
+        if (runtime_mkdir(AT_FDCWD, dir, dir, 0755) < 0)
+                return -1;
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                log_error("runtime.dir: %s: %m", dir);
+                return -1;
+        }
+        r = runtime_mkdir(fd, "locks", locks, 0700);
+        close(fd);
+        return r;
 }
 
 static void start_pools(server *s) {
@@ -212,6 +260,10 @@ int server_run(const char *config_path) {
                 if (s.modules->mods[i].state != MODULE_READY)
                         log_warning("optional module %s unavailable: %s", s.modules->mods[i].name,
                                     s.modules->mods[i].reason);
+        if (runtime_prepare(s.config->runtime_dir) < 0) {
+                r = 1;
+                goto out;
+        }
         if (audit_open(&s.audit, s.config->audit_file, s.config->audit_fsync == AUDIT_FSYNC_ALWAYS,
                        s.config->audit_journal, &err) < 0) {
                 log_error("audit: %s", err.msg);

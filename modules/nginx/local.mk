@@ -8,6 +8,7 @@ modules_nginx_nginx_la_SOURCES = \
 	modules/nginx/nginx-internal.h \
 	modules/nginx/nginx.c \
 	modules/nginx/nginx-cache.c \
+	modules/nginx/nginx-batch.c \
 	modules/nginx/nginx-check.c \
 	modules/nginx/nginx-domain.c \
 	modules/nginx/nginx-fileset.c \

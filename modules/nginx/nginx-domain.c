@@ -323,7 +323,7 @@ static int converge(jb_call *call, bool must_exist) {
         const char *plan[4];
         size_t nplan = 0;
         bool same_file, link_ok, saved = false;
-        int avail_fd = -1, enabled_fd = -1, home_fd = -1, lk = -1, r = -1;
+        int avail_fd = -1, enabled_fd = -1, home_fd = -1, r = -1;
 
         ngx_cfg_load(call, &c);
         if (build(call, &c, &d, &err) < 0)
@@ -395,21 +395,13 @@ static int converge(jb_call *call, bool must_exist) {
                 goto out;
         }
 
-        lk = ngx_apply_lock(call, &c, &err);
-        if (lk < 0)
-                goto out;
-        if (jb_fs_write_atomic(avail_fd, fs.name, d.text, d.len, 0644, 0, 0, &err) < 0 ||
-            (!link_ok && ngx_enable(enabled_fd, fs.name, target, &err) < 0) || ngx_test_full(call, &c, &err) < 0) {
-                if (ngx_fileset_restore(avail_fd, enabled_fd, &fs, NULL) < 0)
-                        jb_log(call, LOG_ERR, "could not restore the files of %s", domain);
-                goto out;
-        }
-        lk = jb_lock_release(lk);
-        if (jb_reload_unit(call, c.unit, 0, &err) < 0)
+        /* Written, tested with the whole configuration (together with
+         * other workers' changes) and put back when nginx refuses. */
+        if (ngx_batch_apply(call, &c, domain, d.text, d.len, target, &err) < 0 ||
+            jb_reload_unit(call, c.unit, 0, &err) < 0)
                 goto out;
         r = 1;
 out:
-        jb_lock_release(lk);
         if (home_fd >= 0)
                 close(home_fd);
         if (avail_fd >= 0)
@@ -464,7 +456,7 @@ int ngx_domain_delete(jb_call *call) {
         json_object *meta = NULL;
         jb_err err = JB_ERR_INIT;
         bool saved = false;
-        int avail_fd = -1, enabled_fd = -1, cache_fd = -1, lk = -1, r = -1;
+        int avail_fd = -1, enabled_fd = -1, cache_fd = -1, r = -1;
 
         ngx_cfg_load(call, &c);
         avail_fd = jb_fs_open_root(c.sites_available, &err);
@@ -496,17 +488,8 @@ int ngx_domain_delete(jb_call *call) {
                 r = 1;
                 goto out;
         }
-        lk = ngx_apply_lock(call, &c, &err);
-        if (lk < 0)
-                goto out;
-        if (jb_fs_unlink(enabled_fd, fs.name, &err) < 0 || jb_fs_unlink(avail_fd, fs.name, &err) < 0 ||
-            ngx_test_full(call, &c, &err) < 0) {
-                if (ngx_fileset_restore(avail_fd, enabled_fd, &fs, NULL) < 0)
-                        jb_log(call, LOG_ERR, "could not restore the files of %s", domain);
-                goto out;
-        }
-        lk = jb_lock_release(lk);
-        if (jb_reload_unit(call, c.unit, 0, &err) < 0)
+        if (ngx_batch_apply(call, &c, domain, NULL, 0, NULL, &err) < 0 ||
+            jb_reload_unit(call, c.unit, 0, &err) < 0)
                 goto out;
         /* The cache is disposable; the site's files only go when asked. */
         cache_fd = jb_fs_open_root(c.cache_dir, NULL);
@@ -516,7 +499,6 @@ int ngx_domain_delete(jb_call *call) {
                 goto out;
         r = 1;
 out:
-        jb_lock_release(lk);
         if (cache_fd >= 0)
                 close(cache_fd);
         if (avail_fd >= 0)

@@ -41,6 +41,7 @@ typedef struct ngx_cfg {
         const char *default_docroot;
         const char *unit;
         const char *lock_dir;
+        const char *spool_dir;
         int64_t http_port, https_port, min_uid;
 } ngx_cfg;
 
@@ -53,6 +54,16 @@ int ngx_test_full(jb_call *call, const ngx_cfg *c, jb_err *err);
  * http-level files the module manages plus `text` (one vhost, or NULL). */
 int ngx_test_isolated(jb_call *call, const ngx_cfg *c, const char *text, size_t len,
                       const char *ratelimits, size_t rl_len, jb_err *err);
+
+/* nginx-batch.c */
+/* Applies one domain's change — sites-available/<domain>.conf becomes
+ * `text` (NULL: removed), sites-enabled/<domain>.conf a link to `target`
+ * (NULL: removed) — together with the changes other workers make at the
+ * same time, validated by one `nginx -t` of the whole configuration. On
+ * failure nothing of this change is left (CONFIG_INVALID with nginx's
+ * message, TIMEOUT, ...). Takes the batch and apply locks itself. */
+int ngx_batch_apply(jb_call *call, const ngx_cfg *c, const char *domain, const char *text, size_t len,
+                    const char *target, jb_err *err);
 
 /* nginx-render.c */
 /* Reads template `name`: the admin override directory first, then the

@@ -47,6 +47,7 @@ static void cfg_from_settings(json_object *settings, ngx_cfg *c) {
         c->default_docroot = set_str(settings, "default_document_root", "public_html");
         c->unit = set_str(settings, "unit", "nginx.service");
         c->lock_dir = set_str(settings, "lock_dir", "/run/jabali-agent/locks");
+        c->spool_dir = set_str(settings, "spool_dir", "/run/jabali-agent/nginx");
         c->http_port = set_int(settings, "http_port", 80);
         c->https_port = set_int(settings, "https_port", 443);
         c->min_uid = set_int(settings, "min_uid", 1000);
@@ -174,14 +175,16 @@ static const jb_param settings[] = {
         JB_P_INT("https_port", JB_CHECK_PORT, 0, 0, 0, "default 443"),
         JB_P_INT("min_uid", JB_CHECK_NONE, 0, 0, 4294967294LL, "the smallest uid a site may belong to; default 1000"),
         JB_P_STRLEN("unit", JB_CHECK_NONE, 0, 1, 255, "the unit to reload; default nginx.service"),
-        PATH_SETTING("lock_dir", "where the apply lock lives; default /run/jabali-agent/locks"),
+        PATH_SETTING("lock_dir", "where the module's locks live; default /run/jabali-agent/locks"),
+        PATH_SETTING("spool_dir", "changes waiting for a configuration test (runtime state, created when "
+                                  "missing); default /run/jabali-agent/nginx"),
         JB_P_END
 };
 
 static int init(json_object *s, jb_err *err) {
         static const char *const paths[] = {
                 "nginx", "conf", "sites_available", "sites_enabled", "template_dir", "state_dir", "cache_dir",
-                "php_socket_pattern", "fastcgi_conf", "ratelimit_dir", "lock_dir", "prefix", "template_override_dir",
+                "php_socket_pattern", "fastcgi_conf", "ratelimit_dir", "lock_dir", "spool_dir", "prefix", "template_override_dir",
         };
         json_object *v;
 

@@ -18,6 +18,7 @@ do requests go out, so none reaches a worker still running the old config.
 "No reload" is the unit's `requested` count unchanged after the call.
 """
 
+import fcntl
 import http.client
 import json
 import os
@@ -30,6 +31,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -146,13 +148,16 @@ http {{
             "cache_dir": self.cache,
             "ratelimit_dir": os.path.join(self.ng, "conf.d"),
             "lock_dir": os.path.join(t, "locks"),
+            "spool_dir": os.path.join(t, "spool"),
             "listen_ips": ["127.0.0.1"],
             "http_port": self.port,
             "https_port": self.sport,
             "php_socket_pattern": os.path.join(t, "php{version}-fpm-{user}.sock"),
         }
         self.agent = Agent(modules={"dir": mods, "test": None,
-                                    "nginx": {"enabled": True, "settings": self.settings}},
+                                    "nginx": {"enabled": True, "settings": self.settings,
+                                              # changes in flight share a configuration test
+                                              "workers": {"max": 8}}},
                            reload={"command": reload_cmd, "window_ms": WINDOW_MS})
 
     # ---- helpers ----
@@ -515,6 +520,73 @@ def broken_template_keeps_the_old_config():
         expect_ok(e.call("nginx.test"))
     finally:
         os.unlink(os.path.join(e.override, "vhost.conf.tpl"))
+
+
+def batch_lock_path(e):
+    """The file of the module's batch lock ("nginx:batch", named the way
+    jb_lock_acquire names lock files: the key's safe characters and its
+    64-bit FNV-1a hash)."""
+    key = b"nginx:batch"
+    h = 0xcbf29ce484222325
+    for c in key:
+        h = ((h ^ c) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return os.path.join(e.settings["lock_dir"], "%s-%016x.lock" % (key.decode(), h))
+
+
+@test
+def one_test_for_a_batch_and_only_the_refused_change_fails():
+    """Changes waiting together share one whole-configuration test; when
+    nginx refuses the batch, each is tried alone and only the one nginx
+    refuses fails, its files put back exactly."""
+    e = env()
+    with open(os.path.join(TEMPLATES, "vhost.conf.tpl")) as f:
+        good = f.read()
+    # Passes on its own, fails with the rest for a site with redirect_www:
+    # a second default server.
+    main = "{{/redirect_www}}\nserver {\n        listen {{http_listen}};"
+    assert main in good
+    write_override(e, good.replace(main, main[:-1] + "{{#redirect_www}} default_server{{/redirect_www}};"))
+    names = ["g1.test", "bad.test", "g2.test"]
+    spool = e.settings["spool_dir"]
+    answers = {}
+    lock = open(batch_lock_path(e), "a")
+    try:
+        # Holding the batch lock, the three changes queue up in the spool;
+        # releasing it lets one leader take them all.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        threads = []
+        for n in names:
+            def go(n=n):
+                answers[n] = e.call("nginx.domain.create", e.site(n, document_root=n, redirect_www=(n == "bad.test")))
+            threads.append(threading.Thread(target=go))
+            threads[-1].start()
+        deadline = time.monotonic() + WAIT_S
+        while len([f for f in os.listdir(spool) if f.endswith(".chg")]) < len(names):
+            assert time.monotonic() < deadline, os.listdir(spool)
+            assert all(t.is_alive() for t in threads), answers
+            time.sleep(0.005)       # polls a condition; nothing waits on time
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        for t in threads:
+            t.join()
+    finally:
+        lock.close()
+        os.unlink(os.path.join(e.override, "vhost.conf.tpl"))
+    r = expect_error(answers["bad.test"], "CONFIG_INVALID")
+    assert "default" in r["error"], r
+    for n in ("g1.test", "g2.test"):
+        assert expect_ok(answers[n])["changed"] is True, answers[n]
+    assert not os.path.lexists(os.path.join(e.avail, "bad.test.conf"))
+    assert not os.path.lexists(os.path.join(e.enabled, "bad.test.conf"))
+    assert os.listdir(spool) == [], os.listdir(spool)
+    assert "nginx refused a batch of 3 changes" in e.agent.log(), "the three were not tested together"
+    e.put_file("g1.test/index.html", "one\n")
+    e.put_file("g2.test/index.html", "two\n")
+    expect_ok(e.apply("nginx.reload"))
+    e.expect_http("g1.test", "/", served(b"one\n"))
+    e.expect_http("g2.test", "/", served(b"two\n"))
+    e.expect_http("bad.test", "/", lambda s, b, h: s == 404 and b == b"default\n")
+    for n in ("g1.test", "g2.test"):
+        expect_ok(e.apply("nginx.domain.delete", {"domain": n, "purge_files": True}))
 
 
 @test

@@ -18,8 +18,9 @@ harness (Env). Then:
 
 The durations and the ratio of the second pass to the first are printed
 as TAP comments; bench/nginx-bench measures them at larger counts.
-Each create runs `nginx -t` of the whole configuration under the module's
-apply lock, so the create pass grows with COUNT squared: keep COUNT at
+Creates in flight share one `nginx -t` of the whole configuration (the
+module's group commit), but each test still costs time in proportion to
+the vhosts there, so the create pass grows faster than COUNT: keep COUNT at
 what fits the test suite's time.
 
 Needs root and the nginx package, like test_nginx.py (a single skipped

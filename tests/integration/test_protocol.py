@@ -3,8 +3,10 @@ wire from this process (and from child processes with other credentials)."""
 
 import json
 import os
+import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import threading
@@ -490,6 +492,19 @@ def busy_when_queue_full():
 
 
 @test
+def runtime_dir_is_made_at_start():
+    with Agent() as a:
+        run = a.cfg["runtime"]["dir"]
+        a.stop()
+        shutil.rmtree(run)      # made by the harness: the agent must make it again
+        a.start()
+        st, lk = os.lstat(run), os.lstat(os.path.join(run, "locks"))
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755 and st.st_uid == 0, st
+        assert stat.S_ISDIR(lk.st_mode) and stat.S_IMODE(lk.st_mode) == 0o700 and lk.st_uid == 0, lk
+        expect_ok(a.call("agent.ping"))
+
+
+@test
 def refuses_to_start():
     import tempfile
     root = tempfile.mkdtemp(prefix="jabali-it-")
@@ -519,6 +534,22 @@ def refuses_to_start():
         r = start(dict(base, modules=dict(base["modules"], test=dict(base["modules"]["test"],
                                                                         settings={"nope": 1}))))
         assert r.returncode != 0 and "nope" in r.stderr, r
+        # runtime.dir (and its locks/) must be the agent's own, written by
+        # it alone: a world-writable one, or a symlink, is refused.
+        rt = os.path.join(root, "rt")
+        os.makedirs(rt)
+        os.chmod(rt, 0o777)
+        r = start(dict(base, runtime={"dir": rt}))
+        assert r.returncode != 0 and "runtime.dir" in r.stderr and "writable by it alone" in r.stderr, r
+        os.rmdir(rt)
+        os.symlink(root, rt)
+        r = start(dict(base, runtime={"dir": rt}))
+        assert r.returncode != 0 and "runtime.dir" in r.stderr, r
+        os.unlink(rt)
+        os.makedirs(os.path.join(rt, "locks"), mode=0o755)
+        os.chmod(os.path.join(rt, "locks"), 0o775)
+        r = start(dict(base, runtime={"dir": rt}))
+        assert r.returncode != 0 and "locks" in r.stderr, r
     finally:
         import shutil
         shutil.rmtree(root, ignore_errors=True)
