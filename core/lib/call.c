@@ -53,14 +53,22 @@ JB_EXPORT bool jb_param_bool(const jb_call *call, const char *name, bool def) {
         return v ? json_object_get_boolean(v) : def;
 }
 
-JB_EXPORT const char *jb_setting_str(const jb_call *call, const char *name, const char *def) {
-        json_object *v = member(call->settings, name, json_type_string);
+JB_EXPORT const char *jb_settings_str(json_object *settings, const char *name, const char *def) {
+        json_object *v = member(settings, name, json_type_string);
         return v ? json_object_get_string(v) : def;
 }
 
-JB_EXPORT int64_t jb_setting_int(const jb_call *call, const char *name, int64_t def) {
-        json_object *v = member(call->settings, name, json_type_int);
+JB_EXPORT int64_t jb_settings_int(json_object *settings, const char *name, int64_t def) {
+        json_object *v = member(settings, name, json_type_int);
         return v ? json_object_get_int64(v) : def;
+}
+
+JB_EXPORT const char *jb_setting_str(const jb_call *call, const char *name, const char *def) {
+        return jb_settings_str(call->settings, name, def);
+}
+
+JB_EXPORT int64_t jb_setting_int(const jb_call *call, const char *name, int64_t def) {
+        return jb_settings_int(call->settings, name, def);
 }
 
 JB_EXPORT bool jb_setting_bool(const jb_call *call, const char *name, bool def) {

@@ -12,45 +12,33 @@
 
 #include "nginx-internal.h"
 
-static const char *set_str(json_object *s, const char *name, const char *def) {
-        json_object *v;
-        return json_object_object_get_ex(s, name, &v) && json_object_is_type(v, json_type_string) ?
-                       json_object_get_string(v) : def;
-}
-
-static int64_t set_int(json_object *s, const char *name, int64_t def) {
-        json_object *v;
-        return json_object_object_get_ex(s, name, &v) && json_object_is_type(v, json_type_int) ?
-                       json_object_get_int64(v) : def;
-}
-
 /* Every setting with its production default, from a settings object
  * (a call's, or worker_init's). */
 static void cfg_from_settings(json_object *settings, ngx_cfg *c) {
         const char *p;
 
-        c->nginx = set_str(settings, "nginx", "/usr/sbin/nginx");
-        c->conf = set_str(settings, "conf", "/etc/nginx/nginx.conf");
-        p = set_str(settings, "prefix", NULL);
+        c->nginx = jb_settings_str(settings, "nginx", "/usr/sbin/nginx");
+        c->conf = jb_settings_str(settings, "conf", "/etc/nginx/nginx.conf");
+        p = jb_settings_str(settings, "prefix", NULL);
         c->prefix = p && *p ? p : NULL;
-        c->sites_available = set_str(settings, "sites_available", "/etc/nginx/sites-available");
-        c->sites_enabled = set_str(settings, "sites_enabled", "/etc/nginx/sites-enabled");
-        c->template_dir = set_str(settings, "template_dir", NGINX_TEMPLATE_DIR);
-        p = set_str(settings, "template_override_dir", "/etc/jabali/nginx/templates");
+        c->sites_available = jb_settings_str(settings, "sites_available", "/etc/nginx/sites-available");
+        c->sites_enabled = jb_settings_str(settings, "sites_enabled", "/etc/nginx/sites-enabled");
+        c->template_dir = jb_settings_str(settings, "template_dir", NGINX_TEMPLATE_DIR);
+        p = jb_settings_str(settings, "template_override_dir", "/etc/jabali/nginx/templates");
         c->template_override_dir = p && *p ? p : NULL;
-        c->state_dir = set_str(settings, "state_dir", "/var/lib/jabali/nginx");
-        c->cache_dir = set_str(settings, "cache_dir", "/var/cache/nginx/jabali");
-        c->cache_user = set_str(settings, "cache_user", "www-data");
-        c->web_group = set_str(settings, "web_group", "www-data");
-        c->php_socket_pattern = set_str(settings, "php_socket_pattern", "/run/php/php{version}-fpm-{user}.sock");
-        c->ratelimit_dir = set_str(settings, "ratelimit_dir", "/etc/nginx/conf.d");
-        c->default_docroot = set_str(settings, "default_document_root", "public_html");
-        c->unit = set_str(settings, "unit", "nginx.service");
-        c->lock_dir = set_str(settings, "lock_dir", "/run/jabali-agent/locks");
-        c->spool_dir = set_str(settings, "spool_dir", "/run/jabali-agent/nginx");
-        c->http_port = set_int(settings, "http_port", 80);
-        c->https_port = set_int(settings, "https_port", 443);
-        c->min_uid = set_int(settings, "min_uid", 1000);
+        c->state_dir = jb_settings_str(settings, "state_dir", "/var/lib/jabali/nginx");
+        c->cache_dir = jb_settings_str(settings, "cache_dir", "/var/cache/nginx/jabali");
+        c->cache_user = jb_settings_str(settings, "cache_user", "www-data");
+        c->web_group = jb_settings_str(settings, "web_group", "www-data");
+        c->php_socket_pattern = jb_settings_str(settings, "php_socket_pattern", "/run/php/php{version}-fpm-{user}.sock");
+        c->ratelimit_dir = jb_settings_str(settings, "ratelimit_dir", "/etc/nginx/conf.d");
+        c->default_docroot = jb_settings_str(settings, "default_document_root", "public_html");
+        c->unit = jb_settings_str(settings, "unit", "nginx.service");
+        c->lock_dir = jb_settings_str(settings, "lock_dir", "/run/jabali-agent/locks");
+        c->spool_dir = jb_settings_str(settings, "spool_dir", "/run/jabali-agent/nginx");
+        c->http_port = jb_settings_int(settings, "http_port", 80);
+        c->https_port = jb_settings_int(settings, "https_port", 443);
+        c->min_uid = jb_settings_int(settings, "min_uid", 1000);
 }
 
 void ngx_cfg_load(jb_call *call, ngx_cfg *c) {

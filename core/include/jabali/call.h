@@ -44,6 +44,10 @@ JB_EXPORT bool jb_param_bool(const jb_call *call, const char *name, bool def);
 JB_EXPORT const char *jb_setting_str(const jb_call *call, const char *name, const char *def);
 JB_EXPORT int64_t jb_setting_int(const jb_call *call, const char *name, int64_t def);
 JB_EXPORT bool jb_setting_bool(const jb_call *call, const char *name, bool def);
+/* The same from a settings object, for hooks that have no call (init,
+ * worker_init): `settings` may be NULL. */
+JB_EXPORT const char *jb_settings_str(json_object *settings, const char *name, const char *def);
+JB_EXPORT int64_t jb_settings_int(json_object *settings, const char *name, int64_t def);
 
 /* The result object sent back as "result" (created on first use, never
  * NULL). Add members with json_object_object_add(); the result owns them. */

@@ -99,4 +99,17 @@ typedef enum jb_tpl_context {
 JB_EXPORT int jb_template_render(const char *tpl, size_t tpl_len, struct json_object *data,
                                  jb_tpl_context ctx, char **ret, size_t *ret_len, jb_err *err);
 
+/* Reads the template file `name` (one path segment) from `override_dir`
+ * (an administrator's copies; NULL for none) when it is there, else from
+ * `dir` (the ones the module ships). Both directories are trusted paths
+ * from settings; the file is opened beneath them, never through a symlink
+ * that leaves them. At most `max` bytes (else CONFLICT).
+ *
+ * Returns 0 with *ret malloc'ed as jb_fs_read() gives it, or -1:
+ * INTERNAL when neither directory has the file (the module's package is
+ * broken), another code when one could not be read. A missing
+ * override_dir is not an error: the administrator has no overrides. */
+JB_EXPORT int jb_template_load(const char *override_dir, const char *dir, const char *name, size_t max,
+                               char **ret, size_t *ret_len, jb_err *err);
+
 #endif
