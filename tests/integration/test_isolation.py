@@ -131,6 +131,42 @@ def reloads_are_coalesced():
 
 
 @test
+def slow_reloads_are_spaced_by_their_duration():
+    """A reload that takes D is followed by the next coalesced one no
+    sooner than D after it ended, whatever the window: a burst of changes
+    cannot keep a slow service re-reading its configuration back to back."""
+    with Agent() as a:
+        times = os.path.join(a.root, "times")
+        a.stop()
+        # The service is slow to reload (0.8 s); the reload stamps its start
+        # and end (ns, CLOCK_REALTIME) into a file.
+        slow = ["/bin/sh", "-c", 'echo "start $(date +%s%N)" >> "$1"; sleep 0.8; echo "end $(date +%s%N)" >> "$1"',
+                "sh", times, "{unit}"]
+        a.write_config(reload_config(a, "", 20, slow))
+        a.start()
+        c = a.client()
+        expect_ok(c.call("test.reload", {"unit": "nginx.service", "wait": True}))
+        expect_ok(c.call("test.reload", {"unit": "nginx.service", "wait": True}))
+        stamps = [line.split() for line in open(times).read().splitlines()]
+        assert [k for k, _ in stamps] == ["start", "end", "start", "end"], stamps
+        s1, e1, s2 = (int(v) / 1e9 for _, v in stamps[:3])
+        took = e1 - s1
+        assert took >= 0.8, stamps
+        # sd-event may fire a timer a little early within its accuracy
+        # slack: allow 50 ms of it.
+        assert s2 - e1 >= took - 0.05, "the second reload started %.3f s after the first (took %.3f s)" % (
+            s2 - e1, took)
+        h = expect_ok(c.call("agent.health"))["reloads"]["nginx.service"]
+        assert h["reloads"] == 2 and h["last_ms"] >= 800, h
+        # An immediate reload is not held back: held back, it would take
+        # the spacing and the reload, twice `took`.
+        t0 = time.monotonic()
+        expect_ok(c.call("test.reload", {"unit": "nginx.service", "now": True, "wait": True}))
+        assert time.monotonic() - t0 < 2 * took - 0.1, "an immediate reload waited for the spacing"
+        c.close()
+
+
+@test
 def reload_failure_is_reported_and_audited():
     with Agent() as a:
         a.stop()
