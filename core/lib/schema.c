@@ -53,6 +53,7 @@ static const char *type_name(jb_type type) {
         case JB_TYPE_BOOL:   return "bool";
         case JB_TYPE_ARRAY:  return "array";
         case JB_TYPE_OBJECT: return "object";
+        case JB_TYPE_MAP:    return "map";
         }
         return NULL;
 }
@@ -64,6 +65,7 @@ static const char *type_with_article(jb_type type) {
         case JB_TYPE_BOOL:   return "a bool";
         case JB_TYPE_ARRAY:  return "an array";
         case JB_TYPE_OBJECT: return "an object";
+        case JB_TYPE_MAP:    return "a map";
         }
         return "an invalid type";
 }
@@ -102,6 +104,10 @@ static void param_bounds(const jb_param *p, int64_t *lo, int64_t *hi) {
         case JB_TYPE_ARRAY:
                 if (dflt)
                         *lo = 0, *hi = JB_ARRAY_MAX_DEFAULT;
+                break;
+        case JB_TYPE_MAP:
+                if (dflt)
+                        *lo = 0, *hi = JB_MAP_MAX_DEFAULT;
                 break;
         case JB_TYPE_INT:
                 if (p->check == JB_CHECK_PORT) {
@@ -222,8 +228,35 @@ static int enum_mismatch(const jb_param *prm, const path *p, jb_err *err) {
         return invalid(err, p, "must be one of %s", list);
 }
 
+/* The text rule, then prm's check, on s[0..len) whose length is already
+ * within bounds: a string value, or a map's member name. */
+static int validate_text(const jb_param *prm, const char *s, size_t len, const path *p, jb_err *err) {
+        const char *why = NULL;
+
+        if (prm->check == JB_CHECK_MULTILINE)
+                return jb_valid_multiline(s, len, &why) ? 0 : invalid(err, p, "not valid text: %s", why);
+        if (!jb_valid_text(s, len, &why))
+                return invalid(err, p, "not valid text: %s", why);
+
+        if (prm->check == JB_CHECK_NONE)
+                return 0;
+        if (prm->check == JB_CHECK_ENUM) {
+                if (!prm->enum_values)
+                        return broken(err, p, "enum check without values");
+                for (const char *const *e = prm->enum_values; *e; e++)
+                        if (strlen(*e) == len && memcmp(*e, s, len) == 0)
+                                return 0;
+                return enum_mismatch(prm, p, err);
+        }
+        if ((unsigned) prm->check >= _JB_CHECK_MAX || !string_checks[prm->check].fn)
+                return broken(err, p, "check does not apply to strings");
+        if (!string_checks[prm->check].fn(s, len, &why))
+                return invalid(err, p, "%s: %s", string_checks[prm->check].what, why);
+        return 0;
+}
+
 static int validate_string(const jb_param *prm, json_object *v, const path *p, jb_err *err) {
-        const char *s = json_object_get_string(v), *why = NULL;
+        const char *s = json_object_get_string(v);
         int len = json_object_get_string_len(v);
         int64_t lo, hi;
 
@@ -235,27 +268,7 @@ static int validate_string(const jb_param *prm, json_object *v, const path *p, j
                 return invalid(err, p, "too short (minimum %" PRId64 " bytes)", lo);
         if (len > hi)
                 return invalid(err, p, "too long (maximum %" PRId64 " bytes)", hi);
-
-        if (prm->check == JB_CHECK_MULTILINE)
-                return jb_valid_multiline(s, (size_t) len, &why) ? 0 : invalid(err, p, "not valid text: %s", why);
-        if (!jb_valid_text(s, (size_t) len, &why))
-                return invalid(err, p, "not valid text: %s", why);
-
-        if (prm->check == JB_CHECK_NONE)
-                return 0;
-        if (prm->check == JB_CHECK_ENUM) {
-                if (!prm->enum_values)
-                        return broken(err, p, "enum check without values");
-                for (const char *const *e = prm->enum_values; *e; e++)
-                        if (strlen(*e) == (size_t) len && memcmp(*e, s, (size_t) len) == 0)
-                                return 0;
-                return enum_mismatch(prm, p, err);
-        }
-        if ((unsigned) prm->check >= _JB_CHECK_MAX || !string_checks[prm->check].fn)
-                return broken(err, p, "check does not apply to strings");
-        if (!string_checks[prm->check].fn(s, (size_t) len, &why))
-                return invalid(err, p, "%s: %s", string_checks[prm->check].what, why);
-        return 0;
+        return validate_text(prm, s, (size_t) len, p, err);
 }
 
 static int validate_int(const jb_param *prm, json_object *v, const path *p, jb_err *err) {
@@ -303,6 +316,55 @@ static int validate_array(const jb_param *prm, json_object *v, path *p,
         return 0;
 }
 
+/* A map's member name: hostile data, bounded, then the map's check. The
+ * message names the map, and the member only in its printable form. */
+static int validate_key(const jb_param *prm, const char *key, const path *p, jb_err *err) {
+        char shown[SHOWN_KEY_MAX + 4];
+        size_t len = strlen(key);
+        jb_err e = JB_ERR_INIT;
+
+        if (len == 0)
+                return invalid(err, p, "empty member name");
+        if (len > JB_MAP_KEY_MAX)
+                return invalid(err, p, "member name '%s' too long (maximum %d bytes)", shown_key(key, shown),
+                               JB_MAP_KEY_MAX);
+        if (validate_text(prm, key, len, &(path){ .buf = "", .len = 0 }, &e) < 0) {
+                if (jb_code_from_name(e.code) != JB_E_INVALID_PARAMS)
+                        return broken(err, p, "its check does not apply to member names");
+                return invalid(err, p, "member name '%s': %s", shown_key(key, shown), e.msg);
+        }
+        return 0;
+}
+
+static int validate_map(const jb_param *prm, json_object *v, path *p, unsigned depth, jb_err *err) {
+        size_t n = (size_t) json_object_object_length(v);
+        int64_t lo, hi;
+
+        if (!prm->item)
+                return broken(err, p, "map without an item");
+
+        param_bounds(prm, &lo, &hi);
+        if (lo > 0 && n < (uint64_t) lo)
+                return invalid(err, p, "too few members (minimum %" PRId64 ")", lo);
+        if (hi < 0 || n > (uint64_t) hi)
+                return invalid(err, p, "too many members (maximum %" PRId64 ")", hi);
+
+        json_object_object_foreach(v, key, val) {
+                char shown[SHOWN_KEY_MAX + 4];
+                size_t old;
+                int r;
+
+                if (validate_key(prm, key, p, err) < 0)
+                        return -1;
+                old = path_push(p, "['%s']", shown_key(key, shown));
+                r = validate_value(prm->item, val, p, depth + 1, err);
+                path_pop(p, old);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int validate_value(const jb_param *prm, json_object *v, path *p,
                           unsigned depth, jb_err *err) {
         if (depth > SCHEMA_DEPTH_MAX)
@@ -333,6 +395,10 @@ static int validate_value(const jb_param *prm, json_object *v, path *p,
                 if (!prm->fields)
                         return broken(err, p, "object without fields");
                 return validate_members(prm->fields, v, p, depth + 1, err);
+        case JB_TYPE_MAP:
+                if (json_object_get_type(v) != json_type_object)
+                        return invalid(err, p, "expected an object");
+                return validate_map(prm, v, p, depth, err);
         }
         return broken(err, p, "invalid type");
 }
@@ -419,6 +485,9 @@ static bool check_fits_type(jb_type type, jb_check check) {
                 return check != JB_CHECK_PORT;
         case JB_TYPE_INT:
                 return check == JB_CHECK_NONE || check == JB_CHECK_PORT;
+        case JB_TYPE_MAP:
+                /* the check of the member names: one line, a string check */
+                return check != JB_CHECK_PORT && check != JB_CHECK_MULTILINE;
         default:
                 return check == JB_CHECK_NONE;
         }
@@ -452,6 +521,7 @@ static int check_bounds(const jb_param *prm, const path *p, jb_err *err) {
         switch (prm->type) {
         case JB_TYPE_STRING:
         case JB_TYPE_ARRAY:
+        case JB_TYPE_MAP:
                 if (prm->min < 0)
                         return schema_bug(err, p, "negative min");
                 break;
@@ -492,18 +562,18 @@ static int check_param(const jb_param *prm, path *p, unsigned depth, bool is_ite
         if (r < 0)
                 return r;
 
-        if (prm->type == JB_TYPE_ARRAY) {
+        if (prm->type == JB_TYPE_ARRAY || prm->type == JB_TYPE_MAP) {
                 size_t old;
 
                 if (!prm->item)
-                        return schema_bug(err, p, "an array needs an item");
-                old = path_push(p, "[]");
+                        return schema_bug(err, p, "%s needs an item", type_with_article(prm->type));
+                old = path_push(p, prm->type == JB_TYPE_ARRAY ? "[]" : "['']");
                 r = check_param(prm->item, p, depth + 1, true, err);
                 path_pop(p, old);
                 if (r < 0)
                         return r;
         } else if (prm->item)
-                return schema_bug(err, p, "item only applies to an array");
+                return schema_bug(err, p, "item only applies to an array or a map");
 
         if (prm->type == JB_TYPE_OBJECT) {
                 if (!prm->fields)
@@ -623,7 +693,7 @@ static json_object *describe_param(const jb_param *prm, unsigned depth, bool is_
         }
         if (prm->check == JB_CHECK_ENUM && add(o, "enum", describe_enum(prm->enum_values)) < 0)
                 goto fail;
-        if (prm->type == JB_TYPE_ARRAY &&
+        if ((prm->type == JB_TYPE_ARRAY || prm->type == JB_TYPE_MAP) &&
             (!prm->item || add(o, "item", describe_param(prm->item, depth + 1, true)) < 0))
                 goto fail;
         if (prm->type == JB_TYPE_OBJECT &&
@@ -680,7 +750,7 @@ static int redact_value(const jb_param *prm, json_object *v, unsigned depth, jso
 static bool has_secret(const jb_param *prm, unsigned depth) {
         if ((prm->flags & JB_SECRET) || depth > SCHEMA_DEPTH_MAX)
                 return true;
-        if (prm->type == JB_TYPE_ARRAY && prm->item)
+        if ((prm->type == JB_TYPE_ARRAY || prm->type == JB_TYPE_MAP) && prm->item)
                 return has_secret(prm->item, depth + 1);
         if (prm->type == JB_TYPE_OBJECT && prm->fields)
                 for (const jb_param *f = prm->fields; f->name; f++)
@@ -709,6 +779,27 @@ static int redact_array(const jb_param *item, json_object *v, unsigned depth, js
         return 0;
 }
 
+/* Every value redacted against the one item; the names are kept (a
+ * refused request's hostile names are recorded like undeclared members'). */
+static int redact_map(const jb_param *item, json_object *v, unsigned depth, json_object **ret) {
+        json_object *o = json_object_new_object();
+
+        *ret = NULL;
+        if (!o)
+                return -1;
+        json_object_object_foreach(v, key, val) {
+                json_object *c;
+
+                if (redact_value(item, val, depth, &c) < 0 || json_object_object_add(o, key, c) < 0) {
+                        json_object_put(c);
+                        json_object_put(o);
+                        return -1;
+                }
+        }
+        *ret = o;
+        return 0;
+}
+
 static int redact_value(const jb_param *prm, json_object *v, unsigned depth, json_object **ret) {
         /* Past the depth limit the schema cannot vouch for anything. */
         bool secret = (prm->flags & JB_SECRET) || depth > SCHEMA_DEPTH_MAX;
@@ -720,6 +811,9 @@ static int redact_value(const jb_param *prm, json_object *v, unsigned depth, jso
         if (!secret && prm->type == JB_TYPE_ARRAY && prm->item &&
             json_object_is_type(v, json_type_array))
                 return redact_array(prm->item, v, depth + 1, ret);
+        if (!secret && prm->type == JB_TYPE_MAP && prm->item &&
+            json_object_is_type(v, json_type_object))
+                return redact_map(prm->item, v, depth + 1, ret);
 
         /* A secret, or a container holding one that arrived in another
          * shape: such a request is refused, but it is audited too. */

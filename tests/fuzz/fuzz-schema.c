@@ -48,6 +48,7 @@ static const jb_param secret_item = JB_P_STRLEN("secret", JB_CHECK_NONE, JB_SECR
 static const jb_param int_item = JB_P_INT("cell", JB_CHECK_NONE, 0, -1000, 1000, NULL);
 static const jb_param row_item = JB_P_ARRAY("row", &int_item, 0, 0, 4, NULL);
 static const jb_param opt_item = JB_P_STRING("opt", JB_CHECK_MULTILINE, JB_SECRET, NULL);
+static const jb_param ini_value = JB_P_STRLEN("value", JB_CHECK_NONE, 0, 0, 16, NULL);
 
 static const jb_param opts_fields[] = {
         JB_P_INT("level", JB_CHECK_NONE, 0, 0, 9, NULL),
@@ -103,6 +104,9 @@ static const jb_param schema[] = {
         JB_P_ARRAY("secrets", &secret_item, 0, 0, 8, NULL),
         JB_P_ARRAY("users", &user_item, 0, 0, 0, NULL),
         JB_P_OBJECT("db", db_fields, 0, NULL),
+        JB_P_MAP("ini", JB_CHECK_TOKEN, &ini_value, 0, 0, 4, NULL),
+        JB_P_MAP("env", JB_CHECK_NONE, &secret_item, 0, 0, 0, NULL),
+        JB_P_MAP("groups", JB_CHECK_USERNAME, &user_item, 0, 1, 2, NULL),
         JB_P_STRING("id", JB_CHECK_TOKEN, JB_REQUIRED, "required, checked last"),
         JB_P_END
 };
@@ -141,7 +145,7 @@ static void bend(jb_param *p) {
         if ((r >> 30) % 16 == 0)
                 p->check = (jb_check) ((r >> 34) % (_JB_CHECK_MAX + 2));
         if ((r >> 38) % 16 == 0)
-                p->type = (jb_type) ((r >> 42) % 7);
+                p->type = (jb_type) ((r >> 42) % 8);
         if ((r >> 45) % 32 == 0)
                 p->item = NULL;
         if ((r >> 50) % 32 == 0)
@@ -201,7 +205,7 @@ static const jb_param *find(const jb_param *level, const char *name) {
 static bool secret_below(const jb_param *p, unsigned depth) {
         if ((p->flags & JB_SECRET) || depth > LIMIT)
                 return true;
-        if (p->type == JB_TYPE_ARRAY && p->item)
+        if ((p->type == JB_TYPE_ARRAY || p->type == JB_TYPE_MAP) && p->item)
                 return secret_below(p->item, depth + 1);
         if (p->type == JB_TYPE_OBJECT && p->fields)
                 for (const jb_param *f = p->fields; f->name; f++)
@@ -243,6 +247,20 @@ static void check_value(const jb_param *p, json_object *orig, json_object *red, 
                 for (size_t i = 0; i < n; i++)
                         check_value(p->item, json_object_array_get_idx(orig, i),
                                     json_object_array_get_idx(red, i), depth + 1);
+                return;
+        }
+        if (!secret && p->type == JB_TYPE_MAP && p->item && json_object_is_type(orig, json_type_object)) {
+                /* the same names, each value redacted against the item */
+                if (!json_object_is_type(red, json_type_object) ||
+                    json_object_object_length(red) != json_object_object_length(orig))
+                        abort();
+                json_object_object_foreach(orig, key, val) {
+                        json_object *r = NULL;
+
+                        if (!json_object_object_get_ex(red, key, &r))
+                                abort();
+                        check_value(p->item, val, r, depth + 1);
+                }
                 return;
         }
         if (secret_below(p, depth)) {

@@ -482,6 +482,146 @@ static void test_validate_broken_schema(void **state) {
         }
 }
 
+/* ---- validation: maps --------------------------------------------------- */
+
+static void expect_redacted(const jb_param *schema, const char *in, const char *want);
+
+static const char *const map_keys[] = { "display_errors", "date.timezone", NULL };
+static const jb_param map_value = JB_P_STRLEN(NULL, JB_CHECK_NONE, 0, 0, 8, NULL);
+static const jb_param map_int = JB_P_INT(NULL, JB_CHECK_NONE, 0, 0, 9, NULL);
+
+static const jb_param maps_params[] = {
+        JB_P_MAP("values", JB_CHECK_TOKEN, &map_value, 0, 0, 2, "ini values"),
+        JB_P_MAP("counts", JB_CHECK_NONE, &map_int, 0, 1, 3, NULL),
+        JB_P_MAP("free", JB_CHECK_NONE, &map_int, 0, 0, 0, NULL),
+        { .name = "known", .type = JB_TYPE_MAP, .check = JB_CHECK_ENUM, .enum_values = map_keys,
+          .item = &map_value },
+        JB_P_END,
+};
+
+/* Four levels through a map: a → b (the map) → its value (an object) → s. */
+static const jb_param map_leaf[] = { JB_P_STRING("s", JB_CHECK_NONE, JB_SECRET, NULL), JB_P_END };
+static const jb_param map_obj_item = JB_P_OBJECT(NULL, map_leaf, 0, NULL);
+static const jb_param map_fields[] = { JB_P_MAP("b", JB_CHECK_TOKEN, &map_obj_item, 0, 0, 0, NULL), JB_P_END };
+static const jb_param map_deep4[] = { JB_P_OBJECT("a", map_fields, 0, NULL), JB_P_END };
+static const jb_param map_deep5[] = { JB_P_OBJECT("x", map_deep4, 0, NULL), JB_P_END };
+
+static const vcase maps_cases[] = {
+        { "{\"values\":{}}", NULL },
+        { "{\"values\":{\"date.timezone\":\"UTC\",\"max_input_vars\":\"\"}}", NULL },
+        { "{\"values\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"}}", "values: too many members (maximum 2)" },
+        { "{\"values\":{\"a b\":\"1\"}}",
+          "values: member name 'a b': not a valid token: invalid character (only A-Z, a-z, 0-9, '_', '.' and '-' are allowed)" },
+        { "{\"values\":{\".a\":\"1\"}}", "values: member name '.a': not a valid token: starts with '-' or '.'" },
+        { "{\"values\":{\"\":\"1\"}}", "values: empty member name" },
+        { "{\"values\":{\"a\\nb\":\"1\"}}",
+          "values: member name 'a?b': not valid text: contains a control character" },
+        { "{\"values\":{\"a'b\":\"1\"}}",
+          "values: member name 'a?b': not a valid token: invalid character (only A-Z, a-z, 0-9, '_', '.' and '-' are allowed)" },
+        { "{\"values\":{\"a\":\"123456789\"}}", "values['a']: too long (maximum 8 bytes)" },
+        { "{\"values\":{\"a\":\"x\\ny\"}}", "values['a']: not valid text: contains a control character" },
+        { "{\"values\":{\"a\":1}}", "values['a']: expected a string" },
+        { "{\"values\":{\"a\":null}}", "values['a']: null is not an accepted value" },
+        { "{\"values\":[\"a\"]}", "values: expected an object" },
+        { "{\"values\":\"a=1\"}", "values: expected an object" },
+        { "{\"counts\":{}}", "counts: too few members (minimum 1)" },
+        { "{\"counts\":{\"any name at all\":3}}", NULL },
+        { "{\"counts\":{\"a\":1,\"b\":1,\"c\":1,\"d\":1}}", "counts: too many members (maximum 3)" },
+        { "{\"counts\":{\"k\":10}}", "counts['k']: must be between 0 and 9" },
+        { "{\"known\":{\"date.timezone\":\"UTC\"}}", NULL },
+        { "{\"known\":{\"open_basedir\":\"/\"}}",
+          "known: member name 'open_basedir': must be one of 'display_errors', 'date.timezone'" },
+};
+
+static void test_validate_maps(void **state) {
+        (void) state;
+        static const jb_param no_item[] = { JB_P_MAP("m", JB_CHECK_NONE, NULL, 0, 0, 0, NULL), JB_P_END };
+        char key[JB_MAP_KEY_MAX + 2];
+        jb_err err = JB_ERR_INIT;
+        json_object *o, *m;
+
+        assert_int_equal(jb_schema_check(maps_params, NULL), 0);
+        run_cases(maps_params, maps_cases, N_ELEMENTS(maps_cases));
+
+        /* Member names: 1..255 bytes. */
+        memset(key, 'k', sizeof key - 1);
+        key[JB_MAP_KEY_MAX] = '\0';
+        o = parse("{\"free\":{}}");
+        m = json_object_object_get(o, "free");
+        json_object_object_add(m, key, json_object_new_int(1));
+        check_obj(maps_params, o, NULL, NULL, "255-byte name");
+        key[JB_MAP_KEY_MAX] = 'k';
+        key[JB_MAP_KEY_MAX + 1] = '\0';
+        o = parse("{\"free\":{}}");
+        m = json_object_object_get(o, "free");
+        json_object_object_add(m, key, json_object_new_int(1));
+        check_obj(maps_params, o, "INVALID_PARAMS",
+                  "free: member name 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...' "
+                  "too long (maximum 255 bytes)", "256-byte name");
+
+        /* Default member bounds: 0..1024. */
+        o = parse("{}");
+        m = json_object_new_object();
+        for (int i = 0; i < 1025; i++) {
+                char k[16];
+
+                snprintf(k, sizeof k, "k%d", i);
+                json_object_object_add(m, k, json_object_new_int(1));
+        }
+        json_object_object_add(o, "free", m);
+        check_obj(maps_params, o, "INVALID_PARAMS", "free: too many members (maximum 1024)", "1025 members");
+
+        /* An unchecked map with no item is the module's bug. */
+        o = parse("{\"m\":{\"a\":1}}");
+        assert_int_equal(jb_schema_validate(no_item, o, &err), -1);
+        assert_string_equal(err.code, "INTERNAL");
+        json_object_put(o);
+}
+
+static void test_check_depth_through_maps(void **state) {
+        (void) state;
+        jb_err err = JB_ERR_INIT;
+
+        assert_int_equal(jb_schema_check(map_deep4, &err), 0);
+        assert_int_equal(jb_schema_check(map_deep5, &err), -1);
+        assert_string_equal(err.msg, "schema: parameter 'x.a.b['']': nested deeper than 4 levels");
+}
+
+static void test_describe_and_redact_maps(void **state) {
+        (void) state;
+        static const jb_param secret_value = JB_P_STRING(NULL, JB_CHECK_NONE, JB_SECRET, NULL);
+        static const jb_param redact_params[] = {
+                JB_P_MAP("env", JB_CHECK_TOKEN, &secret_value, 0, 0, 0, NULL),
+                JB_P_MAP("plain", JB_CHECK_TOKEN, &map_value, 0, 0, 0, NULL),
+                JB_P_MAP("hidden", JB_CHECK_TOKEN, &map_value, JB_SECRET, 0, 0, NULL),
+                JB_P_END,
+        };
+        json_object *d = jb_schema_describe(maps_params);
+        char *text = to_text(d);
+
+        assert_string_equal(text,
+                "[{\"name\":\"values\",\"type\":\"map\",\"required\":false,\"check\":\"token\",\"min\":0,\"max\":2,"
+                        "\"item\":{\"type\":\"string\",\"required\":false,\"min\":0,\"max\":8},\"doc\":\"ini values\"},"
+                "{\"name\":\"counts\",\"type\":\"map\",\"required\":false,\"min\":1,\"max\":3,"
+                        "\"item\":{\"type\":\"int\",\"required\":false,\"min\":0,\"max\":9}},"
+                "{\"name\":\"free\",\"type\":\"map\",\"required\":false,"
+                        "\"item\":{\"type\":\"int\",\"required\":false,\"min\":0,\"max\":9}},"
+                "{\"name\":\"known\",\"type\":\"map\",\"required\":false,\"check\":\"enum\","
+                        "\"enum\":[\"display_errors\",\"date.timezone\"],"
+                        "\"item\":{\"type\":\"string\",\"required\":false,\"min\":0,\"max\":8}}]");
+        free(text);
+        json_object_put(d);
+
+        expect_redacted(redact_params,
+                "{\"env\":{\"KEY\":\"s3cret\",\"N\":1},\"plain\":{\"a\":\"b\"},\"hidden\":{\"a\":\"b\"}}",
+                "{\"env\":{\"KEY\":\"***\",\"N\":\"***\"},\"plain\":{\"a\":\"b\"},\"hidden\":\"***\"}");
+        /* A map of secrets in another shape is hidden whole. */
+        expect_redacted(redact_params, "{\"env\":[\"KEY=s3cret\"]}", "{\"env\":\"***\"}");
+        /* Through an object, a map, an object: the secret four levels down. */
+        expect_redacted(map_deep4, "{\"a\":{\"b\":{\"k\":{\"s\":\"x\",\"t\":1}}}}",
+                        "{\"a\":{\"b\":{\"k\":{\"s\":\"***\",\"t\":\"***\"}}}}");
+}
+
 /* ---- jb_schema_check ---------------------------------------------------- */
 
 static void test_check_good(void **state) {
@@ -507,6 +647,7 @@ static void test_check_good(void **state) {
         assert_int_equal(jb_schema_check(empty_fields, &err), 0);
         assert_int_equal(jb_schema_check(ports, &err), 0);
         assert_int_equal(jb_schema_check(secrets, &err), 0);
+        assert_int_equal(jb_schema_check(maps_params, &err), 0);
         assert_int_equal(jb_schema_check(NULL, &err), 0);
         assert_false(jb_err_isset(&err));
 }
@@ -546,7 +687,7 @@ static void test_check_bad(void **state) {
                   "schema: parameter 'ssl.X': invalid name (want [a-z][a-z0-9_]*, at most 64 bytes)" },
                 { ONE(JB_P_OBJECT("o", dup_fields, 0, NULL)), "schema: parameter 'o.a': declared twice" },
                 { ONE({ .name = "t", .type = (jb_type) 0 }), "schema: parameter 't': invalid type 0" },
-                { ONE({ .name = "t", .type = (jb_type) 6 }), NULL },
+                { ONE({ .name = "t", .type = (jb_type) 7 }), NULL },
                 { ONE({ .name = "c", .type = JB_TYPE_STRING, .check = _JB_CHECK_MAX }), NULL },
                 { ONE({ .name = "c", .type = JB_TYPE_STRING, .check = (jb_check) -1 }), NULL },
                 { ONE(JB_P_STRING("f", JB_CHECK_NONE, 1u << 7, NULL)),
@@ -580,7 +721,7 @@ static void test_check_bad(void **state) {
                 { ONE({ .name = "o", .type = JB_TYPE_OBJECT, .max = 1, .fields = empty_fields }), NULL },
                 { ONE(JB_P_ARRAY("a", NULL, 0, 0, 0, NULL)), "schema: parameter 'a': an array needs an item" },
                 { ONE({ .name = "s", .type = JB_TYPE_STRING, .item = &s_item }),
-                  "schema: parameter 's': item only applies to an array" },
+                  "schema: parameter 's': item only applies to an array or a map" },
                 { ONE(JB_P_OBJECT("o", NULL, 0, NULL)), "schema: parameter 'o': an object needs fields" },
                 { ONE({ .name = "s", .type = JB_TYPE_STRING, .fields = empty_fields }),
                   "schema: parameter 's': fields only apply to an object" },
@@ -589,6 +730,21 @@ static void test_check_bad(void **state) {
                 { ONE(JB_P_ARRAY("list", &port_item, 0, 0, 0, NULL)),
                   "schema: parameter 'list[]': check 'port' does not apply to a string" },
                 { deep5, "schema: parameter 'z.a.b.c': nested deeper than 4 levels" },
+                /* maps */
+                { ONE(JB_P_MAP("m", JB_CHECK_TOKEN, NULL, 0, 0, 0, NULL)), "schema: parameter 'm': a map needs an item" },
+                { ONE(JB_P_MAP("m", JB_CHECK_MULTILINE, &s_item, 0, 0, 0, NULL)),
+                  "schema: parameter 'm': check 'multiline' does not apply to a map" },
+                { ONE(JB_P_MAP("m", JB_CHECK_PORT, &s_item, 0, 0, 0, NULL)), NULL },
+                { ONE(JB_P_MAP("m", JB_CHECK_TOKEN, &s_item, 0, -1, 0, NULL)), "schema: parameter 'm': negative min" },
+                { ONE(JB_P_MAP("m", JB_CHECK_TOKEN, &s_item, 0, 3, 2, NULL)), NULL },
+                { ONE(JB_P_MAP("m", JB_CHECK_TOKEN, &req_item, 0, 0, 0, NULL)), NULL },
+                { ONE(JB_P_MAP("m", JB_CHECK_TOKEN, &port_item, 0, 0, 0, NULL)),
+                  "schema: parameter 'm['']': check 'port' does not apply to a string" },
+                { ONE({ .name = "m", .type = JB_TYPE_MAP, .check = JB_CHECK_ENUM, .item = &s_item }),
+                  "schema: parameter 'm': the enum check needs a non-empty list of values" },
+                { ONE({ .name = "m", .type = JB_TYPE_MAP, .item = &s_item, .fields = empty_fields }),
+                  "schema: parameter 'm': fields only apply to an object" },
+                { map_deep5, "schema: parameter 'x.a.b['']': nested deeper than 4 levels" },
         };
 
         for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
@@ -860,6 +1016,9 @@ int main(void) {
                 cmocka_unit_test(test_validate_arrays),
                 cmocka_unit_test(test_validate_nesting),
                 cmocka_unit_test(test_validate_broken_schema),
+                cmocka_unit_test(test_validate_maps),
+                cmocka_unit_test(test_check_depth_through_maps),
+                cmocka_unit_test(test_describe_and_redact_maps),
                 cmocka_unit_test(test_check_good),
                 cmocka_unit_test(test_check_bad),
                 cmocka_unit_test(test_check_depth_through_arrays),

@@ -35,6 +35,8 @@ typedef enum jb_type {
         JB_TYPE_BOOL,
         JB_TYPE_ARRAY,          /* of `item` (one jb_param describing each element, name ignored) */
         JB_TYPE_OBJECT,         /* with `fields` (a nested NULL-terminated jb_param array) */
+        JB_TYPE_MAP,            /* a JSON object whose member names are data: each name passes
+                                 * `check` (and is 1..JB_MAP_KEY_MAX bytes), each value `item` */
 } jb_type;
 
 /* Named validators for strings (and JB_CHECK_PORT for ints). */
@@ -66,17 +68,21 @@ typedef struct jb_param {
         jb_check check;
         unsigned flags;
         /* JB_TYPE_INT: value range. JB_TYPE_STRING: length range in bytes.
-         * JB_TYPE_ARRAY: element count range. Both 0 means the defaults:
-         * strings 0..4096 bytes, arrays 0..1024 elements, ints int64. */
+         * JB_TYPE_ARRAY, JB_TYPE_MAP: element (member) count range. Both 0
+         * means the defaults: strings 0..4096 bytes, arrays and maps 0..1024
+         * elements, ints int64. */
         int64_t min, max;
         const char *const *enum_values; /* JB_CHECK_ENUM: NULL-terminated */
-        const struct jb_param *item;    /* JB_TYPE_ARRAY */
+        const struct jb_param *item;    /* JB_TYPE_ARRAY, JB_TYPE_MAP: each element or value */
         const struct jb_param *fields;  /* JB_TYPE_OBJECT */
         const char *doc;                /* one line for agent.describe */
 } jb_param;
 
 #define JB_STRING_MAX_DEFAULT 4096
 #define JB_ARRAY_MAX_DEFAULT 1024
+#define JB_MAP_MAX_DEFAULT 1024
+/* The longest member name of a map, in bytes. */
+#define JB_MAP_KEY_MAX 255
 
 #define JB_P_STRING(n, chk, fl, d) \
         { .name = (n), .type = JB_TYPE_STRING, .check = (chk), .flags = (fl), .doc = (d) }
@@ -92,12 +98,18 @@ typedef struct jb_param {
         { .name = (n), .type = JB_TYPE_ARRAY, .flags = (fl), .min = (lo), .max = (hi), .item = (it), .doc = (d) }
 #define JB_P_OBJECT(n, flds, fl, d) \
         { .name = (n), .type = JB_TYPE_OBJECT, .flags = (fl), .fields = (flds), .doc = (d) }
+/* A map: member names checked with `keychk` (a string check other than
+ * multiline), values against `it`, lo..hi members. */
+#define JB_P_MAP(n, keychk, it, fl, lo, hi, d) \
+        { .name = (n), .type = JB_TYPE_MAP, .check = (keychk), .flags = (fl), .min = (lo), .max = (hi), \
+          .item = (it), .doc = (d) }
 #define JB_P_END { .name = NULL }
 
 /* Validates `obj` (a JSON object; NULL is treated as {}) against the
  * NULL-terminated `schema`: unknown members, missing required members, wrong
  * types, failed checks and bounds are all INVALID_PARAMS, the message naming
- * the member by its path ("aliases[2]: not a valid domain name"). JSON null
+ * the member by its path ("aliases[2]: not a valid domain name", a map's
+ * member as "values['name']"). JSON null
  * is never an accepted value. Returns 0 or -1 with `err` set. */
 JB_EXPORT int jb_schema_validate(const jb_param *schema, json_object *obj, jb_err *err);
 
@@ -108,7 +120,8 @@ JB_EXPORT int jb_schema_check(const jb_param *schema, jb_err *err);
 
 /* The schema as JSON for agent.describe: an array of
  * {"name","type","required","secret","check","min","max","enum","item","fields","doc"}
- * with absent/default members left out. Returns a new reference. */
+ * with absent/default members left out (a map's "check" and "enum" are
+ * those of its member names). Returns a new reference. */
 JB_EXPORT json_object *jb_schema_describe(const jb_param *schema);
 
 /* A deep copy of `obj` with every JB_SECRET member (at any depth), and every
