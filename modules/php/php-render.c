@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <jabali/fs.h>
+#include <jabali/stamp.h>
 #include <jabali/template.h>
 
 #include "php-internal.h"
@@ -150,44 +150,6 @@ int php_pool_validate(const php_pool *p, json_object *allowed, jb_err *err) {
 
 /* ---- rendering ---- */
 
-static int try_read(const char *dir, const char *name, char **ret, size_t *ret_len, jb_err *err) {
-        int fd, r;
-
-        fd = jb_fs_open_root(dir, err);
-        if (fd < 0) {
-                if (jb_code_from_name(err->code) != JB_E_NOT_FOUND)
-                        return -1;
-                jb_err_clear(err);
-                return 0;
-        }
-        r = jb_fs_read(fd, name, PHP_FILE_MAX, ret, ret_len, err);
-        close(fd);
-        if (r < 0) {
-                if (jb_code_from_name(err->code) != JB_E_NOT_FOUND)
-                        return -1;
-                jb_err_clear(err);
-                return 0;
-        }
-        return 1;
-}
-
-static int template_load(const php_cfg *c, char **ret, size_t *ret_len, jb_err *err) {
-        int r;
-
-        if (c->template_override_dir) {
-                r = try_read(c->template_override_dir, PHP_POOL_TEMPLATE, ret, ret_len, err);
-                if (r != 0)
-                        return r < 0 ? -1 : 0;
-        }
-        r = try_read(c->template_dir, PHP_POOL_TEMPLATE, ret, ret_len, err);
-        if (r < 0)
-                return -1;
-        if (r == 0)
-                return jb_err_set(err, JB_E_INTERNAL, "template %s not found in %s", PHP_POOL_TEMPLATE,
-                                  c->template_dir);
-        return 0;
-}
-
 static int cmp_str(const void *a, const void *b) {
         return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
@@ -282,31 +244,10 @@ static json_object *data_of(const php_pool *p, json_object *admin) {
         return d;
 }
 
-/* header + body, malloc'ed */
-static int join(const char *meta, const char *body, size_t body_len, char **ret, size_t *ret_len, jb_err *err) {
-        size_t hlen = strlen(PHP_HEADER), mlen = strlen(meta);
-        char *out;
-
-        if (body_len > PHP_FILE_MAX || mlen > PHP_FILE_MAX)
-                return jb_err_set(err, JB_E_INVALID_PARAMS, "the rendered pool is too large");
-        out = malloc(hlen + mlen + 1 + body_len + 1);
-        if (!out)
-                return jb_err_set(err, JB_E_INTERNAL, "out of memory");
-        memcpy(out, PHP_HEADER, hlen);
-        memcpy(out + hlen, meta, mlen);
-        out[hlen + mlen] = '\n';
-        memcpy(out + hlen + mlen + 1, body, body_len);
-        out[hlen + mlen + 1 + body_len] = '\0';
-        *ret = out;
-        *ret_len = hlen + mlen + 1 + body_len;
-        return 0;
-}
-
 int php_pool_render(const php_cfg *c, const php_pool *p, char **ret, size_t *ret_len, jb_err *err) {
         json_object *admin = NULL, *admin_meta = NULL, *data = NULL, *meta = NULL;
         char *tpl = NULL, *body = NULL;
         size_t tpl_len = 0, body_len = 0;
-        const char *m;
         int r = -1;
 
         *ret = NULL;
@@ -315,7 +256,8 @@ int php_pool_render(const php_cfg *c, const php_pool *p, char **ret, size_t *ret
                 return -1;
         data = data_of(p, admin);
         meta = meta_of(p, admin_meta);
-        if (template_load(c, &tpl, &tpl_len, err) < 0)
+        if (jb_template_load(c->template_override_dir, c->template_dir, PHP_POOL_TEMPLATE, PHP_FILE_MAX, &tpl, &tpl_len,
+                             err) < 0)
                 goto out;
         if (jb_template_render(tpl, tpl_len, data, JB_TPL_INI, &body, &body_len, err) < 0) {
                 /* A value php-fpm must not see stays INVALID_PARAMS; anything
@@ -324,13 +266,7 @@ int php_pool_render(const php_cfg *c, const php_pool *p, char **ret, size_t *ret
                         jb_err_set(err, JB_E_CONFIG_INVALID, "template %s: %s", PHP_POOL_TEMPLATE, err->msg);
                 goto out;
         }
-        /* JSON escapes every control character: the header stays one line. */
-        m = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        if (!m) {
-                jb_err_set(err, JB_E_INTERNAL, "out of memory");
-                goto out;
-        }
-        r = join(m, body, body_len, ret, ret_len, err);
+        r = jb_stamp_compose(PHP_HEADER, meta, body, body_len, PHP_FILE_MAX, ret, ret_len, err);
 out:
         free(tpl);
         free(body);
@@ -342,25 +278,5 @@ out:
 }
 
 json_object *php_header_parse(const char *text, size_t len) {
-        size_t hlen = strlen(PHP_HEADER);
-        const char *nl;
-        json_object *o;
-        json_tokener *tok;
-
-        if (len < hlen || memcmp(text, PHP_HEADER, hlen) != 0)
-                return NULL;
-        nl = memchr(text + hlen, '\n', len - hlen);
-        if (!nl || nl - text - hlen > INT_MAX)
-                return NULL;
-        tok = json_tokener_new();
-        if (!tok)
-                return NULL;
-        o = json_tokener_parse_ex(tok, text + hlen, (int) (nl - text - hlen));
-        if (o && (json_tokener_get_error(tok) != json_tokener_success || !json_object_is_type(o, json_type_object) ||
-                  json_tokener_get_parse_end(tok) != (size_t) (nl - text - hlen))) {
-                json_object_put(o);
-                o = NULL;
-        }
-        json_tokener_free(tok);
-        return o;
+        return jb_stamp_parse(PHP_HEADER, text, len);
 }

@@ -14,18 +14,6 @@
 
 #include "php-internal.h"
 
-static const char *set_str(json_object *s, const char *name, const char *def) {
-        json_object *v;
-        return json_object_object_get_ex(s, name, &v) && json_object_is_type(v, json_type_string) ?
-                       json_object_get_string(v) : def;
-}
-
-static int64_t set_int(json_object *s, const char *name, int64_t def) {
-        json_object *v;
-        return json_object_object_get_ex(s, name, &v) && json_object_is_type(v, json_type_int) ?
-                       json_object_get_int64(v) : def;
-}
-
 /* Every setting with its production default. */
 void php_cfg_from_settings(json_object *s, php_cfg *c) {
         json_object *v;
@@ -33,26 +21,26 @@ void php_cfg_from_settings(json_object *s, php_cfg *c) {
 
         c->versions = json_object_object_get_ex(s, "versions", &v) && json_object_is_type(v, json_type_array) ?
                               v : NULL;
-        c->php_fpm = set_str(s, "php_fpm", "/usr/sbin/php-fpm{version}");
-        c->fpm_conf = set_str(s, "fpm_conf", "/etc/php/{version}/fpm/php-fpm.conf");
-        c->pool_dir = set_str(s, "pool_dir", "/etc/php/{version}/fpm/pool.d");
-        c->socket_pattern = set_str(s, "php_socket_pattern", "/run/php/php{version}-fpm-{user}.sock");
-        c->unit = set_str(s, "unit", "php{version}-fpm.service");
-        c->template_dir = set_str(s, "template_dir", PHP_TEMPLATE_DIR);
-        p = set_str(s, "template_override_dir", "/etc/jabali/php/templates");
+        c->php_fpm = jb_settings_str(s, "php_fpm", "/usr/sbin/php-fpm{version}");
+        c->fpm_conf = jb_settings_str(s, "fpm_conf", "/etc/php/{version}/fpm/php-fpm.conf");
+        c->pool_dir = jb_settings_str(s, "pool_dir", "/etc/php/{version}/fpm/pool.d");
+        c->socket_pattern = jb_settings_str(s, "php_socket_pattern", "/run/php/php{version}-fpm-{user}.sock");
+        c->unit = jb_settings_str(s, "unit", "php{version}-fpm.service");
+        c->template_dir = jb_settings_str(s, "template_dir", PHP_TEMPLATE_DIR);
+        p = jb_settings_str(s, "template_override_dir", "/etc/jabali/php/templates");
         c->template_override_dir = p && *p ? p : NULL;
-        c->lock_dir = set_str(s, "lock_dir", "/run/jabali-agent/locks");
-        c->listen_owner = set_str(s, "listen_owner", "www-data");
-        c->listen_group = set_str(s, "listen_group", "www-data");
-        c->tmp_dir = set_str(s, "tmp_dir", "tmp");
-        c->versions_dir = set_str(s, "versions_dir", "/etc/php");
-        c->mods_available = set_str(s, "mods_available", "/etc/php/{version}/mods-available");
-        c->conf_d = set_str(s, "conf_d", "/etc/php/{version}/fpm/conf.d");
-        p = set_str(s, "mods_state_dir", "/var/lib/php/modules/{version}/fpm");
+        c->lock_dir = jb_settings_str(s, "lock_dir", "/run/jabali-agent/locks");
+        c->listen_owner = jb_settings_str(s, "listen_owner", "www-data");
+        c->listen_group = jb_settings_str(s, "listen_group", "www-data");
+        c->tmp_dir = jb_settings_str(s, "tmp_dir", "tmp");
+        c->versions_dir = jb_settings_str(s, "versions_dir", "/etc/php");
+        c->mods_available = jb_settings_str(s, "mods_available", "/etc/php/{version}/mods-available");
+        c->conf_d = jb_settings_str(s, "conf_d", "/etc/php/{version}/fpm/conf.d");
+        p = jb_settings_str(s, "mods_state_dir", "/var/lib/php/modules/{version}/fpm");
         c->mods_state_dir = p && *p ? p : NULL;
         c->admin_allowed = json_object_object_get_ex(s, "admin_values_allowed", &v) &&
                                            json_object_is_type(v, json_type_array) ? v : NULL;
-        c->min_uid = set_int(s, "min_uid", 1000);
+        c->min_uid = jb_settings_int(s, "min_uid", 1000);
 }
 
 int php_subst(const char *pattern, const char *user, const char *version, char *out, size_t size, jb_err *err) {

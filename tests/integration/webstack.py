@@ -351,6 +351,7 @@ http {{
             "cache_dir": os.path.join(self.ng, "cache"),
             "ratelimit_dir": os.path.join(self.ng, "conf.d"),
             "lock_dir": os.path.join(self.root, "locks"),
+            "spool_dir": os.path.join(self.root, "nginx-spool"),
             "listen_ips": ["127.0.0.1"],
             "http_port": self.port,
             "https_port": self.sport,
