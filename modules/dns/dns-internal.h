@@ -114,6 +114,11 @@ int dns_set_from_api(json_object *zone, dns_set *out, jb_err *err);
  * of changes, or -1. */
 int dns_diff(const dns_set *want, const dns_set *have, json_object **patch, json_object **report, jb_err *err);
 
+/* The desired zone (a sorted set and the managed metadata) as one text,
+ * a line per record: what the module remembers of a zone it converged
+ * (dns-memo.c) and compares byte for byte. NULL when out of memory. */
+char *dns_state_text(const dns_set *want, json_object *meta);
+
 /* A set as the "rrsets" array of a zone creation (POST /zones). */
 json_object *dns_set_to_api(const dns_set *s);
 

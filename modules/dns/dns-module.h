@@ -15,6 +15,8 @@ typedef struct dns_cfg {
         const char *server_id;
         const char *zone_kind;          /* "Native" or "Master" */
         int64_t timeout_ms;
+        const char *state_dir;          /* the memo of converged zones */
+        int64_t verify_after_s;         /* 0: always read pdns */
         dns_limits lim;
 } dns_cfg;
 
@@ -45,6 +47,18 @@ void dns_api_close(void);
 /* Drops pdns's cached answers for the zone and every name beneath it;
  * *count (may be NULL) gets how many entries went. */
 int dns_flush_zone(jb_call *call, const dns_cfg *c, const char *zone, int64_t *count, jb_err *err);
+
+/* ---- dns-memo.c ---- */
+
+/* True when <state_dir>/<zone> holds exactly text and is younger than
+ * verify_after_s. */
+bool dns_memo_fresh(const dns_cfg *c, const char *zone, const char *text);
+/* Remembers text as the zone's converged state, now. */
+void dns_memo_write(const dns_cfg *c, const char *zone, const char *text);
+/* Forgets the zone (before any write to it). */
+void dns_memo_forget(const dns_cfg *c, const char *zone);
+/* Makes the directory when missing; clears abandoned temporary files. */
+void dns_memo_init(const char *state_dir);
 
 /* ---- handlers ---- */
 

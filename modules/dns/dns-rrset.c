@@ -226,3 +226,56 @@ int dns_diff(const dns_set *want, const dns_set *have, json_object **patch_out, 
                 *report_out = report;
         return changes;
 }
+
+/* Appends to a growing buffer; false when memory ran out. */
+static bool put(char **buf, size_t *len, size_t *cap, const char *s) {
+        size_t n = strlen(s);
+
+        if (*len + n + 1 > *cap) {
+                size_t c = *cap ? *cap : 4096;
+                char *b;
+
+                while (c < *len + n + 1)
+                        c *= 2;
+                b = realloc(*buf, c);
+                if (!b)
+                        return false;
+                *buf = b;
+                *cap = c;
+        }
+        memcpy(*buf + *len, s, n + 1);
+        *len += n;
+        return true;
+}
+
+char *dns_state_text(const dns_set *want, json_object *meta) {
+        char *buf = NULL, num[64];
+        size_t len = 0, cap = 0;
+        bool ok = put(&buf, &len, &cap, "jabali-dns 1\n");
+
+        for (size_t i = 0; ok && i < want->n; i++) {
+                const dns_rrset *r = &want->v[i];
+
+                for (size_t j = 0; ok && j < r->n; j++) {
+                        snprintf(num, sizeof num, " %lld %d ", (long long) r->ttl, r->recs[j].disabled ? 1 : 0);
+                        ok = put(&buf, &len, &cap, r->name) && put(&buf, &len, &cap, " ") &&
+                             put(&buf, &len, &cap, r->type) && put(&buf, &len, &cap, num) &&
+                             put(&buf, &len, &cap, r->recs[j].content) && put(&buf, &len, &cap, "\n");
+                }
+        }
+        for (int k = 0; ok && dns_meta_kinds[k]; k++) {
+                json_object *v = NULL;
+
+                json_object_object_get_ex(meta, dns_meta_kinds[k], &v);
+                ok = put(&buf, &len, &cap, "META ") && put(&buf, &len, &cap, dns_meta_kinds[k]);
+                for (size_t i = 0; ok && v && i < json_object_array_length(v); i++)
+                        ok = put(&buf, &len, &cap, " ") &&
+                             put(&buf, &len, &cap, json_object_get_string(json_object_array_get_idx(v, i)));
+                ok = ok && put(&buf, &len, &cap, "\n");
+        }
+        if (!ok) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}

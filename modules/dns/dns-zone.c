@@ -6,6 +6,7 @@
  * and drops its caches for the zone). Nothing different: no write. */
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dns-module.h"
@@ -107,6 +108,7 @@ typedef struct upsert {
         json_object *meta;              /* desired managed metadata */
         json_object *meta_have;         /* GET .../metadata */
         json_object *patch, *report, *meta_chg;
+        char *text;                     /* dns_state_text of the desired zone */
 } upsert;
 
 static int create_zone(upsert *u, jb_err *err) {
@@ -158,12 +160,16 @@ static void upsert_free(upsert *u) {
         json_object_put(u->patch);
         json_object_put(u->report);
         json_object_put(u->meta_chg);
+        free(u->text);
 }
 
 static void result(upsert *u, bool created, json_object *serial) {
         json_object *res = jb_call_result(u->call), *diff = json_object_new_object();
 
         json_object_object_add(res, "zone", json_object_new_string(u->zone));
+        json_object_object_add(res, "checked", json_object_new_string(u->report ? "pdns" : "memo"));
+        if (!u->report)
+                u->report = json_object_new_array();
         json_object_object_add(res, "created", json_object_new_boolean(created));
         json_object_object_add(diff, "rrsets", json_object_get(u->report));
         json_object_object_add(diff, "metadata", u->meta_chg ? meta_report(u->meta_chg) : json_object_new_array());
@@ -181,9 +187,11 @@ static int upsert_new(upsert *u, jb_err *err) {
         jb_call_set_changed(u->call, true);
         if (jb_call_dry_run(u->call))
                 return 0;
-        if (create_zone(u, err) < 0)
+        dns_memo_forget(&u->c, u->zone);
+        if (create_zone(u, err) < 0 || write_meta(u->call, &u->c, u->zone, u->meta_chg, err) < 0)
                 return -1;
-        return write_meta(u->call, &u->c, u->zone, u->meta_chg, err);
+        dns_memo_write(&u->c, u->zone, u->text);
+        return 0;
 }
 
 static int upsert_existing(upsert *u, json_object *zone_json, jb_err *err) {
@@ -199,15 +207,19 @@ static int upsert_existing(upsert *u, json_object *zone_json, jb_err *err) {
         json_object_object_get_ex(zone_json, "serial", &serial);
         if (n == 0 && json_object_object_length(u->meta_chg) == 0) {
                 result(u, false, serial);
+                if (!jb_call_dry_run(u->call))
+                        dns_memo_write(&u->c, u->zone, u->text);
                 return 0;
         }
         result(u, false, NULL);
         jb_call_set_changed(u->call, true);
         if (jb_call_dry_run(u->call))
                 return 0;
-        if (n > 0 && patch_zone(u, err) < 0)
+        dns_memo_forget(&u->c, u->zone);
+        if ((n > 0 && patch_zone(u, err) < 0) || write_meta(u->call, &u->c, u->zone, u->meta_chg, err) < 0)
                 return -1;
-        return write_meta(u->call, &u->c, u->zone, u->meta_chg, err);
+        dns_memo_write(&u->c, u->zone, u->text);
+        return 0;
 }
 
 int dns_zone_upsert(jb_call *call) {
@@ -222,6 +234,16 @@ int dns_zone_upsert(jb_call *call) {
         if (dns_desired_from_params(u.zone, jb_call_params(call), &u.c.lim, &u.want, &err) < 0 ||
             dns_meta_from_params(jb_call_params(call), &u.meta, &err) < 0)
                 goto out;
+        u.text = dns_state_text(&u.want, u.meta);
+        if (!u.text) {
+                jb_err_set(&err, JB_E_INTERNAL, "out of memory");
+                goto out;
+        }
+        if (!jb_param_bool(call, "verify", false) && dns_memo_fresh(&u.c, u.zone, u.text)) {
+                result(&u, false, NULL);        /* converged, and recently checked */
+                r = 0;
+                goto out;
+        }
         zone_path(u.zone, "", path, sizeof path);
         if (dns_api_call(call, &u.c, "GET", path, NULL, &rep, &err) < 0)
                 goto out;
@@ -249,6 +271,8 @@ int dns_zone_delete(jb_call *call) {
 
         dns_cfg_load(call, &c);
         zone_path(zone, "", path, sizeof path);
+        if (!dry)
+                dns_memo_forget(&c, zone);
         if (dns_api_call(call, &c, dry ? "GET" : "DELETE", path, NULL, &rep, &err) < 0)
                 return jb_call_fail_err(call, &err);
         if (rep.status >= 300 && rep.status != 404) {

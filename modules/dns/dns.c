@@ -21,8 +21,7 @@ static int64_t set_int(json_object *s, const char *name, int64_t def) {
                        json_object_get_int64(v) : def;
 }
 
-void dns_cfg_load(jb_call *call, dns_cfg *c) {
-        json_object *s = jb_call_settings(call);
+static void cfg_from_settings(json_object *s, dns_cfg *c) {
         dns_limits *l = &c->lim;
 
         c->api_url = set_str(s, "api_url", "http://127.0.0.1:8081");
@@ -30,6 +29,8 @@ void dns_cfg_load(jb_call *call, dns_cfg *c) {
         c->server_id = set_str(s, "server_id", "localhost");
         c->zone_kind = set_str(s, "zone_kind", "Native");
         c->timeout_ms = set_int(s, "api_timeout_ms", 10000);
+        c->state_dir = set_str(s, "state_dir", "/run/jabali-agent/dns");
+        c->verify_after_s = set_int(s, "verify_after_s", 300);
         dns_limits_default(l);
         l->min_ttl = set_int(s, "min_ttl", l->min_ttl);
         l->max_ttl = set_int(s, "max_ttl", l->max_ttl);
@@ -40,6 +41,19 @@ void dns_cfg_load(jb_call *call, dns_cfg *c) {
         l->soa_retry = set_int(s, "soa_retry", l->soa_retry);
         l->soa_expire = set_int(s, "soa_expire", l->soa_expire);
         l->soa_minimum = set_int(s, "soa_minimum", l->soa_minimum);
+}
+
+void dns_cfg_load(jb_call *call, dns_cfg *c) {
+        cfg_from_settings(jb_call_settings(call), c);
+}
+
+static int worker_init(json_object *settings, jb_err *err) {
+        dns_cfg c;
+
+        (void) err;
+        cfg_from_settings(settings, &c);
+        dns_memo_init(c.state_dir);
+        return 0;
 }
 
 static void fini(void) {
@@ -101,6 +115,7 @@ static const jb_param upsert_params[] = {
         JB_P_OBJECT("soa", soa_fields, 0, "SOA fields; the serial is pdns's"),
         JB_P_ARRAY("allow_axfr_from", addr_item, 0, 0, 64, "addresses or prefixes allowed to transfer the zone"),
         JB_P_ARRAY("also_notify", addr_item, 0, 0, 64, "more NOTIFY targets: ADDR, IPv4:PORT or [IPv6]:PORT"),
+        JB_P_BOOL("verify", 0, "read and diff the zone in pdns even when the memo says it is converged"),
         JB_P_END
 };
 
@@ -126,6 +141,10 @@ static const jb_param settings[] = {
         JB_P_STRLEN("server_id", JB_CHECK_TOKEN, 0, 1, 64, "the API's server id; default localhost"),
         JB_P_ENUM("zone_kind", kinds, 0, "kind of the zones created; default Native"),
         JB_P_INT("api_timeout_ms", JB_CHECK_NONE, 0, 100, 600000, "one API call at most; default 10000"),
+        JB_P_STRLEN("state_dir", JB_CHECK_NONE, 0, 0, 1024,
+                    "the memo of converged zones (created when missing; empty: none); default /run/jabali-agent/dns"),
+        JB_P_INT("verify_after_s", JB_CHECK_NONE, 0, 0, 86400,
+                 "a memo older than this is checked against pdns; 0: always read pdns; default 300"),
         JB_P_INT("min_ttl", JB_CHECK_NONE, 0, 0, TTL_MAX, "smallest TTL accepted; default 60"),
         JB_P_INT("max_ttl", JB_CHECK_NONE, 0, 0, TTL_MAX, "largest TTL accepted; default 604800"),
         JB_P_INT("default_ttl", JB_CHECK_NONE, 0, 0, TTL_MAX, "TTL of records without one; default 3600"),
@@ -153,6 +172,9 @@ static int init(json_object *s, jb_err *err) {
                         return jb_err_set(err, JB_E_CONFIG_INVALID, "api_url: no spaces, query or fragment");
         if (key[0] != '/')
                 return jb_err_set(err, JB_E_CONFIG_INVALID, "api_key_file must be an absolute path");
+        key = set_str(s, "state_dir", "/");
+        if (key[0] != '\0' && key[0] != '/')
+                return jb_err_set(err, JB_E_CONFIG_INVALID, "state_dir must be an absolute path (or empty)");
         dns_limits_default(&l);
         l.min_ttl = set_int(s, "min_ttl", l.min_ttl);
         l.max_ttl = set_int(s, "max_ttl", l.max_ttl);
@@ -193,4 +215,4 @@ static const jb_action actions[] = {
 
 JABALI_MODULE(.name = "dns", .version = "1.0.0", .hat = "dns",
               .summary = "authoritative DNS zones in PowerDNS", .actions = actions,
-              .settings = settings, .init = init, .fini = fini);
+              .settings = settings, .init = init, .worker_init = worker_init, .fini = fini);

@@ -16,6 +16,7 @@ modules_dns_dns_la_SOURCES = \
 	modules/dns/dns-api.c \
 	modules/dns/dns-cache.c \
 	modules/dns/dns-dnssec.c \
+	modules/dns/dns-memo.c \
 	modules/dns/dns-zone.c
 modules_dns_dns_la_CFLAGS = $(AM_CFLAGS) $(LIBCURL_CFLAGS)
 modules_dns_dns_la_LIBADD = libjabali.la $(JSONC_LIBS) $(LIBCURL_LIBS)

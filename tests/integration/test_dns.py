@@ -142,7 +142,9 @@ class Env:
         self.agent = self.make_agent("http://127.0.0.1:%d" % self.proxy.port)
 
     def make_agent(self, url, **settings):
-        s = {"api_url": url, "api_key_file": self.key_file, "max_records": MAX_RECORDS}
+        state = tempfile.mkdtemp(prefix="state-", dir=self.t)
+        s = {"api_url": url, "api_key_file": self.key_file, "max_records": MAX_RECORDS,
+             "state_dir": os.path.join(state, "dns")}
         s.update(settings)
         return Agent(modules={"dir": self.mods, "test": None,
                               "dns": {"enabled": True, "workers": {"max": 8, "queue": 256}, "settings": s}},
@@ -349,17 +351,24 @@ def identical_upsert_writes_nothing():
     e = env()
     before = e.zone_state(ZONE)
     soa = rdata(ZONE + ".", "SOA")
-    w0 = e.proxy.writes()
+    w0, n0 = e.proxy.writes(), len(e.proxy.log)
+    # Converged a moment ago: the memo answers, pdns is not asked at all.
     for _ in range(3):
         r = expect_ok(e.call("dns.zone.upsert", zone_params()))
-        assert r["changed"] is False and r["diff"] == {"rrsets": [], "metadata": []}, r
+        assert r["changed"] is False and r["checked"] == "memo" and r["diff"] == {"rrsets": [], "metadata": []}, r
+    assert len(e.proxy.log) == n0, "the memo did not spare pdns: %r" % e.proxy.log[n0:]
+    # verify: read and diff what pdns holds.
+    for _ in range(3):
+        r = expect_ok(e.call("dns.zone.upsert", zone_params(verify=True)))
+        assert r["changed"] is False and r["checked"] == "pdns" and r["diff"] == {"rrsets": [], "metadata": []}, r
         assert r["serial"] == before["serial"], r
     # The same zone written in other forms (order, case, absolute names) is the same zone.
     recs = list(reversed(all_types()))
     recs[0] = rec("OFF.alltypes.test.", "A", "192.0.2.77", disabled=True)
-    r = expect_ok(e.call("dns.zone.upsert", zone_params(records=recs, nameservers=["ns1.ALLTYPES.test.",
-                                                                                   "ns2.example.net"])))
-    assert r["changed"] is False, r
+    for verify in (False, True):
+        r = expect_ok(e.call("dns.zone.upsert", zone_params(records=recs, verify=verify,
+                                                            nameservers=["ns1.ALLTYPES.test.", "ns2.example.net"])))
+        assert r["changed"] is False, r
     assert e.proxy.writes() == w0, "an identical upsert wrote to pdns: %r" % e.proxy.log[-5:]
     assert e.zone_state(ZONE) == before
     assert rdata(ZONE + ".", "SOA") == soa, "the serial moved without a change"
@@ -473,6 +482,29 @@ def refused(resp, lead, what):
     expect_error(resp, "INVALID_PARAMS")
     if lead:
         assert resp["error"].startswith(lead), (what, resp["error"])
+
+
+@test
+def memo_is_checked_against_pdns_when_asked():
+    e = env()
+    z = ZONE + "."
+    expect_ok(e.call("dns.zone.upsert", zone_params(verify=True)))
+    # A change behind the module's back (another API client).
+    e.pdns.api("PATCH", "/servers/localhost/zones/" + z,
+               {"rrsets": [{"name": "www." + z, "type": "A", "changetype": "DELETE"}]})
+    assert dig("www." + z, "A") == ("NOERROR", [])
+    r = expect_ok(e.call("dns.zone.upsert", zone_params()))
+    assert r["changed"] is False and r["checked"] == "memo", r     # until verify_after_s, or verify
+    r = expect_ok(e.call("dns.zone.upsert", zone_params(verify=True)))
+    assert r["changed"] is True and r["checked"] == "pdns", r
+    assert [(d["name"], d["type"], d["action"]) for d in r["diff"]["rrsets"]] == [("www." + z, "A", "create")], r
+    assert rdata("www." + z, "A") == ["192.0.2.10", "192.0.2.11"]
+    # A zone deleted through the module leaves no memo behind.
+    expect_ok(e.call("dns.zone.upsert", zone_params(zone="memo.test", records=[])))
+    assert expect_ok(e.call("dns.zone.delete", {"zone": "memo.test"}))["changed"] is True
+    r = expect_ok(e.call("dns.zone.upsert", zone_params(zone="memo.test", records=[])))
+    assert r["changed"] is True and r["created"] is True, r
+    assert expect_ok(e.call("dns.zone.delete", {"zone": "memo.test"}))["changed"] is True
 
 
 @test

@@ -624,6 +624,42 @@ static void test_api_set_hostile(void **state) {
         json_object_put(z);
 }
 
+/* ---- the memo's text ---- */
+
+static void test_state_text(void **state) {
+        dns_set a, b;
+        jb_err err = JB_ERR_INIT;
+        json_object *meta = json_object_new_object();
+        char *ta, *tb;
+
+        (void) state;
+        /* The same zone in another order and spelling gives the same text. */
+        assert_int_equal(desired(params(arr(rec("www", "A", "192.0.2.2"), rec("WWW.example.com.", "A", "192.0.2.1"),
+                                            NULL)),
+                                 &a, &err),
+                         0);
+        assert_int_equal(desired(params(arr(rec("www.example.com", "A", "192.0.2.1"), rec("www", "A", "192.0.2.2"),
+                                            NULL)),
+                                 &b, &err),
+                         0);
+        json_object_object_add(meta, "ALSO-NOTIFY", arr(json_object_new_string("192.0.2.9"), NULL));
+        ta = dns_state_text(&a, meta);
+        tb = dns_state_text(&b, meta);
+        assert_non_null(ta);
+        assert_string_equal(ta, tb);
+        assert_non_null(strstr(ta, "www.example.com. A 3600 0 192.0.2.1\n"));
+        assert_non_null(strstr(ta, "META ALSO-NOTIFY 192.0.2.9\n"));
+        free(tb);
+        /* Any difference (here the metadata) gives another text. */
+        tb = dns_state_text(&b, NULL);
+        assert_string_not_equal(ta, tb);
+        free(ta);
+        free(tb);
+        dns_set_free(&a);
+        dns_set_free(&b);
+        json_object_put(meta);
+}
+
 /* ---- metadata ---- */
 
 static void test_meta(void **state) {
@@ -723,6 +759,7 @@ int main(void) {
                 cmocka_unit_test(test_diff),
                 cmocka_unit_test(test_diff_soa),
                 cmocka_unit_test(test_api_set_hostile),
+                cmocka_unit_test(test_state_text),
                 cmocka_unit_test(test_meta),
                 cmocka_unit_test(test_random_content),
         };
