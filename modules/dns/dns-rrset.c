@@ -192,19 +192,26 @@ int dns_diff(const dns_set *want, const dns_set *have, json_object **patch_out, 
         (void) err;
         while (i < want->n || j < have->n) {
                 const dns_rrset *w = i < want->n ? &want->v[i] : NULL, *h = j < have->n ? &have->v[j] : NULL;
-                int c = !w ? 1 : !h ? -1 : strcmp(w->name, h->name);
+                int c;
 
-                if (c == 0)
-                        c = strcmp(w->type, h->type);
-                if (c < 0) {
+                if (!w)
+                        c = 1;
+                else if (!h)
+                        c = -1;
+                else {
+                        c = strcmp(w->name, h->name);
+                        if (c == 0)
+                                c = strcmp(w->type, h->type);
+                }
+                if (c < 0 && w) {
                         json_object_array_add(patch, rrset_json(w, "REPLACE", NULL));
                         report_add(report, w, "create");
                         i++;
-                } else if (c > 0) {
+                } else if (c > 0 && h) {
                         json_object_array_add(patch, rrset_json(h, "DELETE", NULL));
                         report_add(report, h, "delete");
                         j++;
-                } else {
+                } else if (w && h) {
                         if (!rrset_equal(w, h)) {
                                 char serial[24];
                                 bool soa = strcmp(w->type, "SOA") == 0;
@@ -215,7 +222,8 @@ int dns_diff(const dns_set *want, const dns_set *have, json_object **patch_out, 
                         } else
                                 changes--;
                         i++, j++;
-                }
+                } else
+                        break;          /* unreachable: the loop condition holds one of them */
                 changes++;
         }
         if (patch_out)
