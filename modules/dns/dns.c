@@ -9,38 +9,26 @@
 
 #include "dns-module.h"
 
-static const char *set_str(json_object *s, const char *name, const char *def) {
-        json_object *v;
-        return json_object_object_get_ex(s, name, &v) && json_object_is_type(v, json_type_string) ?
-                       json_object_get_string(v) : def;
-}
-
-static int64_t set_int(json_object *s, const char *name, int64_t def) {
-        json_object *v;
-        return json_object_object_get_ex(s, name, &v) && json_object_is_type(v, json_type_int) ?
-                       json_object_get_int64(v) : def;
-}
-
 static void cfg_from_settings(json_object *s, dns_cfg *c) {
         dns_limits *l = &c->lim;
 
-        c->api_url = set_str(s, "api_url", "http://127.0.0.1:8081");
-        c->api_key_file = set_str(s, "api_key_file", "/etc/jabali/pdns-api.key");
-        c->server_id = set_str(s, "server_id", "localhost");
-        c->zone_kind = set_str(s, "zone_kind", "Native");
-        c->timeout_ms = set_int(s, "api_timeout_ms", 10000);
-        c->state_dir = set_str(s, "state_dir", "/run/jabali-agent/dns");
-        c->verify_after_s = set_int(s, "verify_after_s", 300);
+        c->api_url = jb_settings_str(s, "api_url", "http://127.0.0.1:8081");
+        c->api_key_file = jb_settings_str(s, "api_key_file", "/etc/jabali/pdns-api.key");
+        c->server_id = jb_settings_str(s, "server_id", "localhost");
+        c->zone_kind = jb_settings_str(s, "zone_kind", "Native");
+        c->timeout_ms = jb_settings_int(s, "api_timeout_ms", 10000);
+        c->state_dir = jb_settings_str(s, "state_dir", "/run/jabali-agent/dns");
+        c->verify_after_s = jb_settings_int(s, "verify_after_s", 300);
         dns_limits_default(l);
-        l->min_ttl = set_int(s, "min_ttl", l->min_ttl);
-        l->max_ttl = set_int(s, "max_ttl", l->max_ttl);
-        l->default_ttl = set_int(s, "default_ttl", l->default_ttl);
-        l->max_records = set_int(s, "max_records", l->max_records);
-        l->soa_rname = set_str(s, "soa_rname", l->soa_rname);
-        l->soa_refresh = set_int(s, "soa_refresh", l->soa_refresh);
-        l->soa_retry = set_int(s, "soa_retry", l->soa_retry);
-        l->soa_expire = set_int(s, "soa_expire", l->soa_expire);
-        l->soa_minimum = set_int(s, "soa_minimum", l->soa_minimum);
+        l->min_ttl = jb_settings_int(s, "min_ttl", l->min_ttl);
+        l->max_ttl = jb_settings_int(s, "max_ttl", l->max_ttl);
+        l->default_ttl = jb_settings_int(s, "default_ttl", l->default_ttl);
+        l->max_records = jb_settings_int(s, "max_records", l->max_records);
+        l->soa_rname = jb_settings_str(s, "soa_rname", l->soa_rname);
+        l->soa_refresh = jb_settings_int(s, "soa_refresh", l->soa_refresh);
+        l->soa_retry = jb_settings_int(s, "soa_retry", l->soa_retry);
+        l->soa_expire = jb_settings_int(s, "soa_expire", l->soa_expire);
+        l->soa_minimum = jb_settings_int(s, "soa_minimum", l->soa_minimum);
 }
 
 void dns_cfg_load(jb_call *call, dns_cfg *c) {
@@ -158,8 +146,8 @@ static const jb_param settings[] = {
 };
 
 static int init(json_object *s, jb_err *err) {
-        const char *url = set_str(s, "api_url", "http://127.0.0.1:8081");
-        const char *key = set_str(s, "api_key_file", "/");
+        const char *url = jb_settings_str(s, "api_url", "http://127.0.0.1:8081");
+        const char *key = jb_settings_str(s, "api_key_file", "/");
         dns_limits l;
         size_t n = strlen(url);
 
@@ -172,13 +160,13 @@ static int init(json_object *s, jb_err *err) {
                         return jb_err_set(err, JB_E_CONFIG_INVALID, "api_url: no spaces, query or fragment");
         if (key[0] != '/')
                 return jb_err_set(err, JB_E_CONFIG_INVALID, "api_key_file must be an absolute path");
-        key = set_str(s, "state_dir", "/");
+        key = jb_settings_str(s, "state_dir", "/");
         if (key[0] != '\0' && key[0] != '/')
                 return jb_err_set(err, JB_E_CONFIG_INVALID, "state_dir must be an absolute path (or empty)");
         dns_limits_default(&l);
-        l.min_ttl = set_int(s, "min_ttl", l.min_ttl);
-        l.max_ttl = set_int(s, "max_ttl", l.max_ttl);
-        l.default_ttl = set_int(s, "default_ttl", l.default_ttl);
+        l.min_ttl = jb_settings_int(s, "min_ttl", l.min_ttl);
+        l.max_ttl = jb_settings_int(s, "max_ttl", l.max_ttl);
+        l.default_ttl = jb_settings_int(s, "default_ttl", l.default_ttl);
         if (l.min_ttl > l.max_ttl || l.default_ttl < l.min_ttl || l.default_ttl > l.max_ttl)
                 return jb_err_set(err, JB_E_CONFIG_INVALID, "need min_ttl <= default_ttl <= max_ttl");
         return 0;
