@@ -23,10 +23,7 @@ import http.client
 import json
 import os
 import pwd
-import select
 import shutil
-import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -35,6 +32,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import webstack  # noqa: E402
 from agenttest import (Agent, BUILDDIR, GOLDEN, SRCDIR, expect_error, expect_ok, run,  # noqa: E402
                        test)
 
@@ -44,14 +42,6 @@ TEMPLATES = os.path.join(SRCDIR, "modules", "nginx", "templates")
 WINDOW_MS = 50
 UNIT = "nginx.service"          # the module's "unit" setting, left at its default here
 WAIT_S = 60                     # the most any awaited state may take (sanitizer builds under load)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Env:
@@ -71,43 +61,16 @@ class Env:
     def setup(self):
         t = self.t
         os.chmod(t, 0o711)
-        self.ng = os.path.join(t, "ng")
-        for d in ("conf", "sites-available", "sites-enabled", "conf.d", "logs", "tmp", "cache"):
-            os.makedirs(os.path.join(self.ng, d))
-        for d in ("state", "locks", "override", "mods", "home"):
+        # nginx in the foreground on a private prefix, serving 127.0.0.1
+        # on a socket bound and listening before it starts (webstack.py).
+        self.web = webstack.Nginx(t)
+        self.ng, self.avail, self.enabled = self.web.ng, self.web.avail, self.web.enabled
+        self.port, self.sport, self.conf = self.web.port, self.web.sport, self.web.conf
+        self.cache = os.path.join(self.ng, "cache")
+        for d in ("override", "mods", "home"):
             os.makedirs(os.path.join(t, d))
         os.chmod(os.path.join(t, "home"), 0o711)
-        self.avail = os.path.join(self.ng, "sites-available")
-        self.enabled = os.path.join(self.ng, "sites-enabled")
         self.override = os.path.join(t, "override")
-        self.cache = os.path.join(self.ng, "cache")
-        # The plain-HTTP socket is ours, listening before nginx starts, and
-        # handed to it the way nginx hands sockets to a new binary (the
-        # NGINX variable): a request made at any time after this waits in
-        # the backlog until a worker accepts it, so no start-up is polled.
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(64)
-        self.port = self.lsock.getsockname()[1]
-        self.sport = free_port()
-        self.conf = os.path.join(self.ng, "conf", "nginx.conf")
-        with open(self.conf, "w") as f:
-            f.write("""user www-data;
-worker_processes 1;
-pid {ng}/nginx.pid;
-error_log {ng}/logs/error.log notice;
-events {{ worker_connections 64; }}
-http {{
-  include /etc/nginx/mime.types;
-  access_log {ng}/logs/access.log;
-  client_body_temp_path {ng}/tmp/body; proxy_temp_path {ng}/tmp/proxy;
-  fastcgi_temp_path {ng}/tmp/fastcgi; uwsgi_temp_path {ng}/tmp/uwsgi; scgi_temp_path {ng}/tmp/scgi;
-  server_names_hash_bucket_size 128;
-  server {{ listen 127.0.0.1:{port} default_server; return 404 "default\\n"; }}
-  include {ng}/conf.d/*.conf;
-  include {ng}/sites-enabled/*.conf;
-}}
-""".format(ng=self.ng, port=self.port))
 
         # The account that owns the sites.
         self.user = "jbng%d" % (os.getpid() % 100000)
@@ -117,16 +80,8 @@ http {{
         os.chmod(self.home, 0o711)
         self.uid = pwd.getpwnam(self.user).pw_uid
 
-        self.nginx_argv = [NGINX, "-p", self.ng + "/", "-c", self.conf]
-        fd = self.lsock.fileno()
-        # nginx's own stderr (its notices before error_log is open) goes to
-        # a file, not into the TAP stream; error_log() shows it.
-        with open(os.path.join(self.ng, "logs", "stderr.log"), "wb") as err:
-            self.nginx = subprocess.Popen(self.nginx_argv + ["-g", "daemon off;"], stdin=subprocess.DEVNULL,
-                                          stderr=err, pass_fds=(fd,), env=dict(os.environ, NGINX="%d;" % fd))
-        s, b, h = self.get("nobody.test")
-        assert s == 404 and b == b"default\n", (s, b, self.error_log())
-        assert self.workers(), "nginx answered without a worker"
+        self.web.start()
+        self.nginx = self.web.proc
 
         mods = os.path.join(t, "mods")
         shutil.copy(MODULE_SO, os.path.join(mods, "nginx.so"))
@@ -134,26 +89,9 @@ http {{
         os.chmod(mods, 0o755)
         self.reloads = os.path.join(t, "reloads")
         open(self.reloads, "w").close()
-        reload_cmd = ["/bin/sh", "-c", "echo r >> '%s' && exec %s -s reload" % (self.reloads, " ".join(
-            "'%s'" % a for a in self.nginx_argv))]
-        self.settings = {
-            "nginx": NGINX,
-            "conf": self.conf,
-            "prefix": self.ng + "/",
-            "sites_available": self.avail,
-            "sites_enabled": self.enabled,
-            "template_dir": TEMPLATES,
-            "template_override_dir": self.override,
-            "state_dir": os.path.join(t, "state"),
-            "cache_dir": self.cache,
-            "ratelimit_dir": os.path.join(self.ng, "conf.d"),
-            "lock_dir": os.path.join(t, "locks"),
-            "spool_dir": os.path.join(t, "spool"),
-            "listen_ips": ["127.0.0.1"],
-            "http_port": self.port,
-            "https_port": self.sport,
-            "php_socket_pattern": os.path.join(t, "php{version}-fpm-{user}.sock"),
-        }
+        reload_cmd = ["/bin/sh", "-c", "echo r >> '%s' && %s" % (self.reloads, self.web.reload_shell())]
+        self.settings = self.web.settings(os.path.join(t, "php{version}-fpm-{user}.sock"))
+        self.settings.update({"template_dir": TEMPLATES, "template_override_dir": self.override})
         self.agent = Agent(modules={"dir": mods, "test": None,
                                     "nginx": {"enabled": True, "settings": self.settings,
                                               # changes in flight share a configuration test
@@ -196,44 +134,10 @@ http {{
         assert self.reload_count() == n0, "the reload command ran"
 
     def workers(self):
-        """The live children of the nginx master (workers, cache manager
-        and loader), keyed by (pid, start time) so a reused pid is a new
-        process. Zombies have exited: they are left out."""
-        out = set()
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % name) as f:
-                    st = f.read()
-            except OSError:
-                continue
-            # The command name may hold spaces and ')': split after the last ')'.
-            fields = st[st.rindex(")") + 2:].split()
-            state, ppid, start = fields[0], int(fields[1]), fields[19]
-            if ppid == self.nginx.pid and state not in ("Z", "X"):
-                out.add((int(name), start))
-        return out
+        return self.web.workers()
 
     def watch_workers(self):
-        """A pidfd for each current child of the nginx master: it turns
-        readable when that very process exits, whatever its pid becomes."""
-        fds = {}
-        try:
-            for key in self.workers():
-                try:
-                    fd = os.pidfd_open(key[0])
-                except ProcessLookupError:
-                    continue        # already gone
-                if key in self.workers():
-                    fds[key] = fd
-                else:
-                    os.close(fd)    # exited between the listing and the open
-        except BaseException:
-            for fd in fds.values():
-                os.close(fd)
-            raise
-        return fds
+        return self.web.watch_workers()
 
     def wait_nginx_reloaded(self, before, old):
         """After a reload was asked for: the reloader idle with at least one
@@ -243,11 +147,7 @@ http {{
         u = self.settle()
         assert u["reloads"] >= before["reloads"] + 1, (before, u)
         assert u["failed"] == before["failed"], "the reload failed: %r" % u
-        deadline = time.monotonic() + WAIT_S
-        for key, fd in old.items():
-            ready, _, _ = select.select([fd], [], [], max(0, deadline - time.monotonic()))
-            assert ready, "nginx worker %d still runs after the reload; %s" % (key[0], self.error_log())
-        assert self.workers() - set(old), "no new nginx worker after the reload"
+        self.web.wait_old_gone(old)
 
     def apply(self, action, params=None, **extra):
         """A call that may reload nginx, answered only once nginx serves
@@ -267,27 +167,14 @@ http {{
 
     def error_log(self):
         """The tails of nginx's stderr and error.log, for failure messages."""
-        out = []
-        for name in ("stderr.log", "error.log"):
-            try:
-                with open(os.path.join(self.ng, "logs", name), errors="replace") as f:
-                    out.append("%s:\n%s" % (name, f.read()[-3000:]))
-            except OSError as e:
-                out.append(str(e))
-        return "\n".join(out)
+        return self.web.log()
 
     def reload_count(self):
         with open(self.reloads) as f:
             return len(f.read().split())
 
     def get(self, host, path="/"):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            c.request("GET", path, headers={"Host": host})
-            r = c.getresponse()
-            return r.status, r.read(), dict(r.getheaders())
-        finally:
-            c.close()
+        return self.web.get(host, path)
 
     def expect_http(self, host, path, pred):
         got = self.get(host, path)
@@ -329,16 +216,9 @@ http {{
                 self.agent.close()
         finally:
             try:
-                if self.nginx and self.nginx.poll() is None:
-                    self.nginx.send_signal(signal.SIGTERM)
-                    try:
-                        self.nginx.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        self.nginx.kill()
-                        self.nginx.wait()
+                if getattr(self, "web", None):
+                    self.web.stop()
             finally:
-                if getattr(self, "lsock", None):
-                    self.lsock.close()
                 if self.user:
                     subprocess.run(["userdel", "-r", self.user], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
@@ -394,7 +274,7 @@ def create_serves_the_document_root():
     s, b, h = e.expect_http("www.a.test", "/x?y=1", lambda s, b, h: s == 301)
     assert h["Location"] == "http://a.test:%d/x?y=1" % e.port, h
     assert e.reload_count() > n0, "no reload after a new vhost"
-    assert not os.listdir(os.path.join(e.t, "state")), "check directories left behind"
+    assert not os.listdir(e.settings["state_dir"]), "check directories left behind"
 
 
 @test
