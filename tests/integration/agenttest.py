@@ -303,6 +303,23 @@ def expect_error(resp, code):
     return resp
 
 
+def expect_golden(caller, module):
+    """agent.describe of `module` (asked through `caller`, an Agent, a
+    Client or anything with .call) must equal tests/golden/<module>.json,
+    the module's wire contract. JABALI_UPDATE_GOLDEN=1 rewrites the file
+    instead, for review in the diff."""
+    got = expect_ok(caller.call("agent.describe", {"module": module}))["actions"]
+    path = os.path.join(GOLDEN, module + ".json")
+    text = json.dumps(got, indent=2, sort_keys=False) + "\n"
+    if os.environ.get("JABALI_UPDATE_GOLDEN"):
+        with open(path, "w") as f:
+            f.write(text)
+    with open(path) as f:
+        want = f.read()
+    assert text == want, "agent.describe for %s drifted from %s; review and regenerate with " \
+                         "JABALI_UPDATE_GOLDEN=1" % (module, path)
+
+
 def expect_ok(resp):
     assert resp is not None, "no answer"
     assert resp.get("ok") is True, "expected ok, got %r" % resp

@@ -32,7 +32,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agenttest import (Agent, BUILDDIR, GOLDEN, expect_error, expect_ok, frame, read_frame, run,  # noqa: E402
+from agenttest import (Agent, BUILDDIR, expect_error, expect_golden, expect_ok, frame, read_frame, run,  # noqa: E402
                        test)
 import dnsenv  # noqa: E402
 
@@ -302,16 +302,7 @@ def zone_params(zone=ZONE, records=None, **kw):
 @test
 def golden_contract():
     e = env()
-    got = expect_ok(e.call("agent.describe", {"module": "dns"}))["actions"]
-    path = os.path.join(GOLDEN, "dns.json")
-    text = json.dumps(got, indent=2, sort_keys=False) + "\n"
-    if os.environ.get("JABALI_UPDATE_GOLDEN"):
-        with open(path, "w") as f:
-            f.write(text)
-    with open(path) as f:
-        want = f.read()
-    assert text == want, "agent.describe for dns drifted from %s; review and regenerate with " \
-                         "JABALI_UPDATE_GOLDEN=1" % path
+    expect_golden(e, "dns")
 
 
 @test

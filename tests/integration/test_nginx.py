@@ -33,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import webstack  # noqa: E402
-from agenttest import (Agent, BUILDDIR, GOLDEN, SRCDIR, expect_error, expect_ok, run,  # noqa: E402
+from agenttest import (Agent, BUILDDIR, SRCDIR, expect_error, expect_golden, expect_ok, run,  # noqa: E402
                        test)
 
 NGINX = "/usr/sbin/nginx"
@@ -245,16 +245,7 @@ def served(body):
 @test
 def golden_contract():
     e = env()
-    got = expect_ok(e.call("agent.describe", {"module": "nginx"}))["actions"]
-    path = os.path.join(GOLDEN, "nginx.json")
-    text = json.dumps(got, indent=2, sort_keys=False) + "\n"
-    if os.environ.get("JABALI_UPDATE_GOLDEN"):
-        with open(path, "w") as f:
-            f.write(text)
-    with open(path) as f:
-        want = f.read()
-    assert text == want, "agent.describe for nginx drifted from %s; review and regenerate with " \
-                         "JABALI_UPDATE_GOLDEN=1" % path
+    expect_golden(e, "nginx")
 
 
 @test

@@ -29,7 +29,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agenttest import Agent, GOLDEN, expect_error, expect_ok, run, test  # noqa: E402
+from agenttest import Agent, expect_golden, expect_error, expect_ok, run, test  # noqa: E402
 from webstack import (FPM, PHP_VERSION, Account, PhpFpm, fcgi_request, have_php_fpm, module_dir,  # noqa: E402
                       reload_command, reload_count, reload_state, reloaded, settle, snapshot, templates,
                       www_data)
@@ -173,16 +173,7 @@ def env():
 @test
 def golden_contract():
     e = env()
-    got = expect_ok(e.call("agent.describe", {"module": "php"}))["actions"]
-    path = os.path.join(GOLDEN, "php.json")
-    text = json.dumps(got, indent=2, sort_keys=False) + "\n"
-    if os.environ.get("JABALI_UPDATE_GOLDEN"):
-        with open(path, "w") as f:
-            f.write(text)
-    with open(path) as f:
-        want = f.read()
-    assert text == want, "agent.describe for php drifted from %s; review and regenerate with " \
-                         "JABALI_UPDATE_GOLDEN=1" % path
+    expect_golden(e, "php")
 
 
 @test

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 
-from agenttest import (AGENT, CTL, GOLDEN, MODDIR, Agent, Client, default_config, expect_error, expect_ok, frame,
+from agenttest import (AGENT, CTL, MODDIR, Agent, Client, default_config, expect_error, expect_golden, expect_ok, frame,
                        read_frame, render_config, run, test)
 
 
@@ -47,16 +47,7 @@ def golden_contract():
     """agent.describe per module must match tests/golden/<module>.json."""
     with Agent() as a:
         for module in ("agent", "test"):
-            got = expect_ok(a.call("agent.describe", {"module": module}))["actions"]
-            path = os.path.join(GOLDEN, module + ".json")
-            text = json.dumps(got, indent=2, sort_keys=False) + "\n"
-            if os.environ.get("JABALI_UPDATE_GOLDEN"):
-                with open(path, "w") as f:
-                    f.write(text)
-            with open(path) as f:
-                want = f.read()
-            assert text == want, "agent.describe for %s drifted from %s; review and regenerate with " \
-                                 "JABALI_UPDATE_GOLDEN=1" % (module, path)
+            expect_golden(a, module)
         one = expect_ok(a.call("agent.describe", {"action": "test.write"}))["actions"]
         assert len(one) == 1 and one[0]["name"] == "test.write" and one[0]["lock"] == "path", one
         expect_error(a.call("agent.describe", {"action": "no.such"}), "NOT_FOUND")
