@@ -81,7 +81,7 @@ static int runtime_prepare(const char *dir) {
                 log_error("runtime.dir is too long");
                 return -1;
         }
-        if (runtime_mkdir(AT_FDCWD, dir, dir, 0755) < 0)
+        if (runtime_mkdir(AT_FDCWD, dir, dir, 0700) < 0)
                 return -1;
         fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {

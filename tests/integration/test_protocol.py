@@ -490,7 +490,7 @@ def runtime_dir_is_made_at_start():
         shutil.rmtree(run)      # made by the harness: the agent must make it again
         a.start()
         st, lk = os.lstat(run), os.lstat(os.path.join(run, "locks"))
-        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755 and st.st_uid == 0, st
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == 0, st
         assert stat.S_ISDIR(lk.st_mode) and stat.S_IMODE(lk.st_mode) == 0o700 and lk.st_uid == 0, lk
         expect_ok(a.call("agent.ping"))
 
