@@ -39,7 +39,10 @@ tests_unit_test_mail_LDADD = $(TEST_LIBS)
 
 EXTRA_DIST += \
 	modules/mail/README.md \
-	tests/integration/test_mail.py
+	tests/integration/test_mail.py \
+	tests/integration/test_mail_stalwart.py \
+	tests/fakes/stalwart.py
 
-# Runs against a real Dovecot and Postfix (tools/deps).
-TESTS += tests/integration/test_mail.py
+# The dovecot backend against a real Dovecot and Postfix (tools/deps); the
+# stalwart backend against the fake Stalwart (tests/fakes/stalwart.py).
+TESTS += tests/integration/test_mail.py tests/integration/test_mail_stalwart.py

@@ -198,8 +198,8 @@ int mail_mailbox_usage(jb_call *call) {
 
 int mail_forwarder_upsert(jb_call *call) {
         json_object *params = jb_call_params(call), *aliases = NULL, *externals = NULL;
-        const char *alias_v[MAIL_ALIASES_MAX];
-        mail_external ext_v[MAIL_EXTERNALS_MAX];
+        const char *alias_v[MAIL_ALIASES_MAX] = { 0 };
+        mail_external ext_v[MAIL_EXTERNALS_MAX] = { 0 };
         char local[MAIL_ADDR_MAX];
         mail_req r = { .quota_mib = -1 };
         jb_err err = JB_ERR_INIT;
@@ -210,6 +210,12 @@ int mail_forwarder_upsert(jb_call *call) {
         ADD(jb_call_result(call), "address", json_object_new_string(r.address));
         json_object_object_get_ex(params, "aliases", &aliases);
         json_object_object_get_ex(params, "externals", &externals);
+        /* The schema bounds both; the arrays must not depend on it alone. */
+        if ((aliases && json_object_array_length(aliases) > MAIL_ALIASES_MAX) ||
+            (externals && json_object_array_length(externals) > MAIL_EXTERNALS_MAX)) {
+                jb_err_set(&err, JB_E_INVALID_PARAMS, "too many aliases or externals");
+                goto out;
+        }
         for (size_t i = 0; aliases && i < json_object_array_length(aliases); i++) {
                 const char *a = json_object_get_string(json_object_array_get_idx(aliases, i));
                 char name[32];

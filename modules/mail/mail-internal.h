@@ -246,6 +246,8 @@ typedef struct mail_backend {
 
 extern const mail_backend mail_backend_dovecot;
 extern const mail_backend mail_backend_stalwart;
+/* libcurl's global state, from worker_init (before the hat, one thread). */
+void mail_stalwart_init(void);
 
 /* mail-actions.c: the handlers. */
 int mail_domain_upsert(jb_call *call);

@@ -52,8 +52,10 @@ static int worker_init(json_object *settings, jb_err *err) {
 
         (void) err;
         mail_cfg_from_settings(settings, &c);
-        if (strcmp(c.backend, "dovecot") != 0)
+        if (strcmp(c.backend, "dovecot") != 0) {
+                mail_stalwart_init();
                 return 0;
+        }
         dirs[0] = c.users_dir;
         dirs[1] = c.maps_dir;
         for (size_t i = 0; i < 2; i++) {
