@@ -12,35 +12,23 @@
 
 #include "mail-internal.h"
 
-static const char *set_str(json_object *s, const char *name, const char *def) {
-        json_object *v;
-        return json_object_object_get_ex(s, name, &v) && json_object_is_type(v, json_type_string) ?
-                       json_object_get_string(v) : def;
-}
-
-static int64_t set_int(json_object *s, const char *name, int64_t def) {
-        json_object *v;
-        return json_object_object_get_ex(s, name, &v) && json_object_is_type(v, json_type_int) ?
-                       json_object_get_int64(v) : def;
-}
-
 void mail_cfg_from_settings(json_object *s, mail_cfg *c) {
-        c->backend = set_str(s, "backend", "stalwart");
-        c->lock_dir = set_str(s, "lock_dir", "/run/jabali-agent/locks");
-        c->users_dir = set_str(s, "users_dir", "/etc/dovecot/jabali");
-        c->maps_dir = set_str(s, "maps_dir", "/etc/postfix/jabali");
-        c->mail_root = set_str(s, "mail_root", "/var/mail/vhosts");
-        c->mail_uid = set_int(s, "mail_uid", 8);
-        c->mail_gid = set_int(s, "mail_gid", 8);
-        c->users_group = set_str(s, "users_group", "dovecot");
-        c->doveadm = set_str(s, "doveadm", "/usr/bin/doveadm");
-        c->dovecot_config = set_str(s, "dovecot_config", "/etc/dovecot/dovecot.conf");
-        c->postmap = set_str(s, "postmap", "/usr/sbin/postmap");
-        c->postfix_config_dir = set_str(s, "postfix_config_dir", "/etc/postfix");
-        c->postfix_unit = set_str(s, "postfix_unit", "postfix.service");
-        c->stalwart_url = set_str(s, "stalwart_url", "http://127.0.0.1:8446/jmap");
-        c->stalwart_token_file = set_str(s, "stalwart_token_file", "/etc/jabali/stalwart-admin.token");
-        c->stalwart_timeout_ms = set_int(s, "stalwart_timeout_ms", 5000);
+        c->backend = jb_settings_str(s, "backend", "stalwart");
+        c->lock_dir = jb_settings_str(s, "lock_dir", "/run/jabali-agent/locks");
+        c->users_dir = jb_settings_str(s, "users_dir", "/etc/dovecot/jabali");
+        c->maps_dir = jb_settings_str(s, "maps_dir", "/etc/postfix/jabali");
+        c->mail_root = jb_settings_str(s, "mail_root", "/var/mail/vhosts");
+        c->mail_uid = jb_settings_int(s, "mail_uid", 8);
+        c->mail_gid = jb_settings_int(s, "mail_gid", 8);
+        c->users_group = jb_settings_str(s, "users_group", "dovecot");
+        c->doveadm = jb_settings_str(s, "doveadm", "/usr/bin/doveadm");
+        c->dovecot_config = jb_settings_str(s, "dovecot_config", "/etc/dovecot/dovecot.conf");
+        c->postmap = jb_settings_str(s, "postmap", "/usr/sbin/postmap");
+        c->postfix_config_dir = jb_settings_str(s, "postfix_config_dir", "/etc/postfix");
+        c->postfix_unit = jb_settings_str(s, "postfix_unit", "postfix.service");
+        c->stalwart_url = jb_settings_str(s, "stalwart_url", "http://127.0.0.1:8446/jmap");
+        c->stalwart_token_file = jb_settings_str(s, "stalwart_token_file", "/etc/jabali/stalwart-admin.token");
+        c->stalwart_timeout_ms = jb_settings_int(s, "stalwart_timeout_ms", 5000);
 }
 
 /* Abandoned temporary files of interrupted atomic writes in the shared
