@@ -307,7 +307,7 @@ def expect_golden(caller, module):
     """agent.describe of `module` (asked through `caller`, an Agent, a
     Client or anything with .call) must equal tests/golden/<module>.json,
     the module's wire contract. JABALI_UPDATE_GOLDEN=1 rewrites the file
-    instead, for review in the diff."""
+    instead, for review in the diff. Returns the actions."""
     got = expect_ok(caller.call("agent.describe", {"module": module}))["actions"]
     path = os.path.join(GOLDEN, module + ".json")
     text = json.dumps(got, indent=2, sort_keys=False) + "\n"
@@ -318,6 +318,7 @@ def expect_golden(caller, module):
         want = f.read()
     assert text == want, "agent.describe for %s drifted from %s; review and regenerate with " \
                          "JABALI_UPDATE_GOLDEN=1" % (module, path)
+    return got
 
 
 def expect_ok(resp):

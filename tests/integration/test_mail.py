@@ -36,7 +36,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agenttest import Agent, BUILDDIR, GOLDEN, expect_error, expect_ok, run, test  # noqa: E402
+from agenttest import Agent, BUILDDIR, expect_error, expect_golden, expect_ok, run, test  # noqa: E402
 
 DOVECOT = "/usr/sbin/dovecot"
 DOVEADM = "/usr/bin/doveadm"
@@ -458,17 +458,7 @@ def env():
 @test
 def golden_contract():
     e = env()
-    got = expect_ok(e.call("agent.describe", {"module": "mail"}))["actions"]
-    path = os.path.join(GOLDEN, "mail.json")
-    text = json.dumps(got, indent=2, sort_keys=False) + "\n"
-    if os.environ.get("JABALI_UPDATE_GOLDEN"):
-        with open(path, "w") as f:
-            f.write(text)
-    with open(path) as f:
-        want = f.read()
-    assert text == want, "agent.describe for mail drifted from %s; review and regenerate with " \
-                         "JABALI_UPDATE_GOLDEN=1" % path
-    for a in got:
+    for a in expect_golden(e, "mail"):
         for p in a.get("params", []):
             if p["name"] == "password_hash":
                 assert p.get("secret") is True, a
