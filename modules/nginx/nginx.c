@@ -65,6 +65,7 @@ static int worker_init(json_object *settings, jb_err *err) {
         clean_dir(c.sites_available);
         clean_dir(c.sites_enabled);
         clean_dir(c.ratelimit_dir);
+        clean_dir(c.spool_dir);
         return 0;
 }
 
