@@ -33,6 +33,7 @@ import time
 from agenttest import BUILDDIR, SRCDIR, expect_ok
 
 WAIT_S = 60         # the most any awaited state may take (sanitizer builds under load)
+STALL_S = 10        # an old nginx worker still running this long after a reload is stuck
 PHP_VERSION = "8.2"
 FPM = "/usr/sbin/php-fpm" + PHP_VERSION
 NGINX = "/usr/sbin/nginx"
@@ -421,7 +422,22 @@ http {{
         quit: once the old workers are gone only new ones accept."""
         deadline = time.monotonic() + WAIT_S
         for key, fd in old.items():
-            ready, _, _ = select.select([fd], [], [], max(0, deadline - time.monotonic()))
+            ready, _, _ = select.select([fd], [], [], STALL_S)
+            if not ready and self.workers() - set(old):
+                # Seen with nginx 1.22 in about one run in five on a loaded
+                # machine, always after a burst of reloads: the new
+                # generation runs, and an old worker never logs "gracefully
+                # shutting down" (it missed the master's shutdown message).
+                # That is nginx's to fix; what the tests need is the old
+                # generation gone, so it is told again, the way the master
+                # would, and the stall is reported.
+                print("# nginx worker %d ignored the shutdown of its generation for %d s: sent SIGQUIT" % (
+                    key[0], STALL_S), flush=True)
+                try:
+                    signal.pidfd_send_signal(fd, signal.SIGQUIT)    # that very process, never a reused pid
+                except ProcessLookupError:
+                    pass
+                ready, _, _ = select.select([fd], [], [], max(0, deadline - time.monotonic()))
             assert ready, "nginx worker %d still runs after the reload; %s" % (key[0], self.log())
         assert self.workers() - set(old), "no new nginx worker after the reload"
 
