@@ -59,5 +59,6 @@ int backup_restic_err(const jb_spawn_result *r, jb_err *err);
 
 /* Handlers. */
 int backup_destination_test(jb_call *call);
+int backup_snapshots_list(jb_call *call);
 
 #endif

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* The backup module: restic repositories (Debian's restic) as backup
  * destinations. The descriptor, the action table, the schemas and the
- * settings; the handlers live in backup-dest.c. See README.md. */
+ * settings; the handlers live in backup-dest.c and backup-snapshots.c. See README.md. */
 
 #include <string.h>
 
@@ -38,6 +38,12 @@ static const jb_param destination_fields[] = {
 static const jb_param destination_test_params[] = {
         DESTINATION_PARAM,
         JB_P_BOOL("init", 0, "create the repository when there is none; default false"),
+        JB_P_END
+};
+
+static const jb_param snapshots_list_params[] = {
+        DESTINATION_PARAM,
+        JB_P_STRING("user", JB_CHECK_USERNAME, JB_REQUIRED, "the account whose snapshots (tag user=<user>) to list"),
         JB_P_END
 };
 
@@ -83,6 +89,9 @@ static const jb_action actions[] = {
         { .name = "backup.destination.test", .handler = backup_destination_test, .params = destination_test_params,
           .summary = "open a destination's repository (create it with init): password, presence, locks",
           .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 120000, .errors = errors },
+        { .name = "backup.snapshots.list", .handler = backup_snapshots_list, .params = snapshots_list_params,
+          .summary = "an account's snapshots in a repository (tag user=<user>)", .timeout_ms = 120000,
+          .errors = errors },
         { .name = NULL }
 };
 

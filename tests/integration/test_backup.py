@@ -113,7 +113,7 @@ def initialised(e, name):
 @test
 def golden_contract():
     actions = expect_golden(env().agent, "backup")
-    assert [a["name"] for a in actions] == ["backup.destination.test"]
+    assert [a["name"] for a in actions] == ["backup.destination.test", "backup.snapshots.list"]
 
 
 @test
@@ -225,6 +225,34 @@ def the_password_is_nowhere_in_audit_or_log():
     assert any(r.get("action") == "backup.destination.test" for r in audit), "nothing audited"
     text = json.dumps(audit) + e.agent.log()
     assert PASSWORD not in text
+
+
+@test
+def snapshots_are_listed_per_user():
+    e = env()
+    initialised(e, "r6")
+    repo = os.path.join(e.local_root, "r6")
+    data = os.path.join(e.t, "data")
+    os.makedirs(data, exist_ok=True)
+    with open(os.path.join(data, "f"), "w") as f:
+        f.write("x" * 1000)
+    made = {}
+    for user in ("alice", "alice", "bob"):
+        b = e.restic(repo, "backup", "--json", "--tag", "user=" + user, "--host", "h", data)
+        assert b.returncode == 0, b.stderr
+        made.setdefault(user, []).append(json.loads(b.stdout.strip().splitlines()[-1])["snapshot_id"])
+    d = e.dest("r6")
+    for user in ("alice", "bob"):
+        r = expect_ok(e.call("backup.snapshots.list", {"destination": d, "user": user}))
+        assert r["changed"] is False
+        assert sorted(s["short_id"] for s in r["snapshots"]) == sorted(made[user]), (user, r)
+        for s in r["snapshots"]:
+            assert s["tags"] == ["user=" + user] and s["paths"] == [data] and len(s["id"]) == 64, s
+    assert expect_ok(e.call("backup.snapshots.list", {"destination": d, "user": "carol"}))["snapshots"] == []
+    expect_error(e.call("backup.snapshots.list", {"destination": d, "user": "Bad,user"}), "INVALID_PARAMS")
+    expect_error(e.call("backup.snapshots.list", {"destination": e.dest("r6", ref="other-pw"), "user": "bob"}),
+                 "REPO_WRONG_PASSWORD")
+    expect_error(e.call("backup.snapshots.list", {"destination": e.dest("none"), "user": "bob"}), "NOT_FOUND")
 
 
 def main():
