@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jabali/module.h>
 #include <jabali/spawn.h>
@@ -15,6 +16,12 @@
 /* Module-specific error codes (published through agent.describe). */
 #define BACKUP_E_WRONG_PASSWORD "REPO_WRONG_PASSWORD"   /* the password opens no key of the repository */
 #define BACKUP_E_LOCKED "REPO_LOCKED"                   /* another restic holds an exclusive lock */
+/* In job records only (error.code of a job). */
+#define BACKUP_E_PARTIAL "BACKUP_PARTIAL"               /* restic exit 3: a snapshot without some files */
+#define BACKUP_E_INTERRUPTED "JOB_INTERRUPTED"          /* the job's process ended before the job */
+
+/* A job_id: 128 random bits in lower-case hex. */
+#define BACKUP_JOB_ID_LEN 32
 
 /* Largest restic output the module keeps (snapshot lists). */
 #define BACKUP_OUTPUT_MAX (16u << 20)
@@ -57,7 +64,18 @@ int backup_restic_run(const backup_cfg *c, const backup_dest *d, const char *con
  * with restic's first lines. Always returns -1. */
 int backup_restic_err(const jb_spawn_result *r, jb_err *err);
 
+/* backup-job.c: durable job records, jobs_dir/<job_id>.json. */
+int backup_job_new_id(char id[BACKUP_JOB_ID_LEN + 1], jb_err *err);
+bool backup_job_id_ok(const char *id);
+int backup_job_write(const backup_cfg *c, json_object *rec, jb_err *err);
+int backup_job_read(const backup_cfg *c, const char *id, json_object **ret, jb_err *err);
+/* Start time of a process (/proc/<pid>/stat field 22), -1 when it is gone. */
+long long backup_pid_start(pid_t pid);
+
 /* Handlers. */
+int backup_run(jb_call *call);
+int backup_job_get(jb_call *call);
+int backup_job_list(jb_call *call);
 int backup_destination_test(jb_call *call);
 int backup_snapshots_list(jb_call *call);
 

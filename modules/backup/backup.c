@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* The backup module: restic repositories (Debian's restic) as backup
  * destinations. The descriptor, the action table, the schemas and the
- * settings; the handlers live in backup-dest.c and backup-snapshots.c. See README.md. */
+ * settings; the handlers live in backup-dest.c, backup-snapshots.c, backup-run.c
+ * and backup-job.c. See README.md. */
 
 #include <string.h>
 
@@ -44,6 +45,17 @@ static const jb_param destination_test_params[] = {
 static const jb_param snapshots_list_params[] = {
         DESTINATION_PARAM,
         JB_P_STRING("user", JB_CHECK_USERNAME, JB_REQUIRED, "the account whose snapshots (tag user=<user>) to list"),
+        JB_P_END
+};
+
+static const jb_param run_params[] = {
+        DESTINATION_PARAM,
+        JB_P_STRING("user", JB_CHECK_USERNAME, JB_REQUIRED, "the account whose home to back up (tag user=<user>)"),
+        JB_P_END
+};
+
+static const jb_param job_params[] = {
+        JB_P_STRLEN("job_id", JB_CHECK_TOKEN, JB_REQUIRED, 32, 32, "what backup.run answered"),
         JB_P_END
 };
 
@@ -92,6 +104,13 @@ static const jb_action actions[] = {
         { .name = "backup.snapshots.list", .handler = backup_snapshots_list, .params = snapshots_list_params,
           .summary = "an account's snapshots in a repository (tag user=<user>)", .timeout_ms = 120000,
           .errors = errors },
+        { .name = "backup.run", .handler = backup_run, .params = run_params,
+          .summary = "back up an account's home as a job; answers at once with its job_id",
+          .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 30000, .errors = errors },
+        { .name = "backup.job.get", .handler = backup_job_get, .params = job_params,
+          .summary = "a job's record: state, stages, progress, snapshot, error", .timeout_ms = 10000 },
+        { .name = "backup.job.list", .handler = backup_job_list, .params = NULL,
+          .summary = "every job record, oldest first", .timeout_ms = 30000 },
         { .name = NULL }
 };
 

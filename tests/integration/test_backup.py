@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from agenttest import Agent, expect_error, expect_golden, expect_ok, run, test  # noqa: E402
-from webstack import module_dir  # noqa: E402
+from webstack import Account, module_dir  # noqa: E402
 
 RESTIC = "/usr/bin/restic"
 PASSWORD = "correct horse battery staple 7f3c"
@@ -46,6 +46,7 @@ def wait_for(what, fn, timeout=WAIT_S):
 class Env:
     def __init__(self):
         self.agent = None
+        self.acct = None
         self.t = tempfile.mkdtemp(prefix="jabali-backup-")
         try:
             self.setup()
@@ -91,9 +92,18 @@ class Env:
                "RESTIC_PASSWORD_FILE": os.path.join(self.secrets, "repo-pw")}
         return subprocess.run([RESTIC] + list(args), env=env, capture_output=True, text=True, **kw)
 
+    def account(self):
+        if self.acct is None:
+            homes = os.path.join(self.t, "home")
+            os.makedirs(homes, exist_ok=True)
+            self.acct = Account("jbk", homes)
+        return self.acct
+
     def close(self):
         if self.agent is not None:
             self.agent.close()
+        if self.acct is not None:
+            self.acct.remove()
         shutil.rmtree(self.t, ignore_errors=True)
 
 
@@ -113,7 +123,8 @@ def initialised(e, name):
 @test
 def golden_contract():
     actions = expect_golden(env().agent, "backup")
-    assert [a["name"] for a in actions] == ["backup.destination.test", "backup.snapshots.list"]
+    assert sorted(a["name"] for a in actions) == ["backup.destination.test", "backup.job.get", "backup.job.list",
+                                                   "backup.run", "backup.snapshots.list"]
 
 
 @test
@@ -253,6 +264,97 @@ def snapshots_are_listed_per_user():
     expect_error(e.call("backup.snapshots.list", {"destination": e.dest("r6", ref="other-pw"), "user": "bob"}),
                  "REPO_WRONG_PASSWORD")
     expect_error(e.call("backup.snapshots.list", {"destination": e.dest("none"), "user": "bob"}), "NOT_FOUND")
+
+
+TERMINAL = ("succeeded", "partial", "failed", "cancelled", "interrupted")
+
+
+def finished(e, job_id):
+    def done():
+        job = expect_ok(e.call("backup.job.get", {"job_id": job_id}))["job"]
+        return job if job["state"] in TERMINAL else None
+    return wait_for("job " + job_id, done)
+
+
+@test
+def run_backs_up_a_home_as_a_job():
+    e = env()
+    initialised(e, "r7")
+    a = e.account()
+    a.put("public_html/index.html", "<h1>hi</h1>\n")
+    a.put("notes.txt", "y" * 5000, mode=0o600)
+    d = e.dest("r7")
+    r = expect_ok(e.call("backup.run", {"destination": d, "user": a.name}))
+    assert r["changed"] is True and r["state"] == "queued" and len(r["job_id"]) == 32, r
+    rec = os.path.join(e.settings["jobs_dir"], r["job_id"] + ".json")
+    assert os.path.exists(rec), "the answer names no record"
+    job = finished(e, r["job_id"])
+    assert job["state"] == "succeeded", job
+    assert job["stages"][0]["name"] == "files" and job["stages"][0]["state"] == "succeeded", job
+    files = sum(len(fs) for _, _, fs in os.walk(a.home))     # with useradd's skeleton
+    assert job["stages"][0]["summary"]["total_files_processed"] == files, job
+    assert job["progress"]["percent_done"] == 1 and job["progress"]["files_done"] == files, job
+    assert job["user"] == a.name and "error" not in job, job
+    st = os.stat(rec)
+    assert st.st_uid == 0 and (st.st_mode & 0o077) == 0
+    # restic agrees: the snapshot is there, tagged for the account, with the home.
+    snaps = json.loads(e.restic(d["location"], "snapshots", "--json", "--tag", "user=" + a.name).stdout)
+    assert [s["short_id"] for s in snaps] == [job["snapshot_id"]] and snaps[0]["paths"] == [a.home], snaps
+    listed = expect_ok(e.call("backup.snapshots.list", {"destination": d, "user": a.name}))["snapshots"]
+    assert [s["short_id"] for s in listed] == [job["snapshot_id"]]
+    # A dry run starts nothing.
+    before = sorted(os.listdir(e.settings["jobs_dir"]))
+    dry = expect_ok(e.call("backup.run", {"destination": d, "user": a.name}, dry_run=True))
+    assert dry["changed"] is True and "job_id" not in dry
+    assert sorted(os.listdir(e.settings["jobs_dir"])) == before
+    expect_error(e.call("backup.run", {"destination": d, "user": "jbknosuchuser"}), "NOT_FOUND")
+
+
+@test
+def a_failed_backup_is_failed_with_its_code():
+    e = env()
+    initialised(e, "r8")
+    a = e.account()
+    a.put("f", "z")
+    repo = os.path.join(e.local_root, "r8")
+    holder = subprocess.Popen([RESTIC, "key", "passwd"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL,
+                              env={"PATH": "/usr/bin:/bin", "RESTIC_REPOSITORY": repo, "RESTIC_CACHE_DIR": e.cache,
+                                   "RESTIC_PASSWORD_FILE": os.path.join(e.secrets, "repo-pw")})
+    try:
+        wait_for("restic's exclusive lock", lambda: os.listdir(os.path.join(repo, "locks")))
+        r = expect_ok(e.call("backup.run", {"destination": e.dest("r8"), "user": a.name}))
+        job = finished(e, r["job_id"])
+    finally:
+        holder.stdin.close()
+        holder.wait(WAIT_S)
+    assert job["state"] == "failed" and job["error"]["code"] == "REPO_LOCKED", job
+    assert job["stages"][0]["state"] == "failed" and "snapshot_id" not in job, job
+    assert json.loads(e.restic(repo, "snapshots", "--json").stdout) == []
+
+
+@test
+def a_job_whose_process_died_is_interrupted():
+    e = env()
+    gone = subprocess.Popen(["/bin/true"])
+    gone.wait()
+    job_id = "0123456789abcdef0123456789abcdef"
+    rec = {"job_id": job_id, "kind": "backup", "state": "running", "user": "x", "created_at": 1,
+           "pid": gone.pid, "pid_start": 1}
+    os.makedirs(e.settings["jobs_dir"], mode=0o700, exist_ok=True)
+    path = os.path.join(e.settings["jobs_dir"], job_id + ".json")
+    with open(path, "w") as f:
+        json.dump(rec, f)
+    job = expect_ok(e.call("backup.job.get", {"job_id": job_id}))["job"]
+    assert job["state"] == "interrupted" and job["error"]["code"] == "JOB_INTERRUPTED", job
+    with open(path) as f:
+        assert json.load(f)["state"] == "interrupted", "the record was not rewritten"
+    jobs = expect_ok(e.call("backup.job.list"))["jobs"]
+    assert jobs[0]["job_id"] == job_id, "oldest first"
+    assert all(j["state"] in TERMINAL for j in jobs), jobs
+    expect_error(e.call("backup.job.get", {"job_id": "f" * 32}), "NOT_FOUND")
+    for bad in ("F" * 32, "../" + "a" * 29, "g" * 32):
+        expect_error(e.call("backup.job.get", {"job_id": bad}), "INVALID_PARAMS")
 
 
 def main():
