@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,14 +121,19 @@ static void run_job(const backup_cfg *c, const backup_dest *d, json_object *rec,
 }
 
 /* In the grandchild: wait until the handler has written the queued record
- * (it closes `go`), drop every descriptor of the worker, do the job. */
+ * (it then writes one byte to `go`; end of file without it means the
+ * handler gave up or died: there is no record to follow), drop every
+ * descriptor of the worker, do the job. */
 static void runner(const backup_cfg *c, const backup_dest *d, json_object *rec, const char *user, const char *home,
                    int go) {
         char b;
+        ssize_t n;
         int null;
 
-        while (read(go, &b, 1) < 0 && errno == EINTR)
+        while ((n = read(go, &b, 1)) < 0 && errno == EINTR)
                 ;
+        if (n != 1)
+                _exit(0);
         null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null >= 0) {
                 dup2(null, 0);
@@ -225,11 +229,11 @@ int backup_run(jb_call *call) {
         json_object_object_add(rec, "pid", json_object_new_int64(g));
         json_object_object_add(rec, "pid_start", json_object_new_int64(backup_pid_start(g)));
         if (backup_job_write(&c, rec, &err) < 0) {
-                (void) kill(g, SIGKILL);
-                close(go);
+                close(go);      /* without the byte: the runner gives up */
                 json_object_put(rec);
                 return jb_call_fail_err(call, &err);
         }
+        (void) !write(go, "g", 1);
         close(go);
         json_object_put(rec);
         set_str(res, "job_id", id);
