@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Durable job records: jobs_dir/<job_id>.json, replaced atomically at each
+ * step, so a reader sees one whole state and a crash leaves the last one.
+ *
+ * A record whose state is queued or running names the process doing the
+ * work by pid and start time (field 22 of /proc/<pid>/stat, so a recycled
+ * pid is not mistaken for it). When that process is gone, the job was cut
+ * short — the agent stopped, the host rebooted, the runner was killed — and
+ * readers report it (and rewrite it) as interrupted: it never stays
+ * "running" for ever, and it is never taken for a success. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jabali/fs.h>
+
+#include "backup-internal.h"
+
+#define RECORD_MAX (1u << 20)
+
+int backup_job_new_id(char id[BACKUP_JOB_ID_LEN + 1], jb_err *err) {
+        unsigned char b[BACKUP_JOB_ID_LEN / 2];
+
+        if (getrandom(b, sizeof b, 0) != (ssize_t) sizeof b)
+                return jb_err_set(err, JB_E_INTERNAL, "getrandom: %s", strerror(errno));
+        for (size_t i = 0; i < sizeof b; i++)
+                snprintf(id + 2 * i, 3, "%02x", b[i]);
+        return 0;
+}
+
+bool backup_job_id_ok(const char *id) {
+        size_t n = 0;
+
+        for (; id[n]; n++)
+                if (!((id[n] >= '0' && id[n] <= '9') || (id[n] >= 'a' && id[n] <= 'f')))
+                        return false;
+        return n == BACKUP_JOB_ID_LEN;
+}
+
+/* The jobs directory, made (root only) the first time. */
+static int open_jobs(const backup_cfg *c, jb_err *err) {
+        if (mkdir(c->jobs_dir, 0700) < 0 && errno != EEXIST)
+                return jb_err_set(err, JB_E_INTERNAL, "%s: %s", c->jobs_dir, strerror(errno));
+        return jb_fs_open_root(c->jobs_dir, err);
+}
+
+int backup_job_write(const backup_cfg *c, json_object *rec, jb_err *err) {
+        char name[BACKUP_JOB_ID_LEN + 8];
+        const char *text;
+        json_object *v;
+        int fd, r;
+
+        if (!json_object_object_get_ex(rec, "job_id", &v))
+                return jb_err_set(err, JB_E_INTERNAL, "a job record without job_id");
+        snprintf(name, sizeof name, "%s.json", json_object_get_string(v));
+        json_object_object_add(rec, "updated_at", json_object_new_int64((int64_t) time(NULL)));
+        fd = open_jobs(c, err);
+        if (fd < 0)
+                return -1;
+        text = json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN);
+        r = jb_fs_write_atomic(fd, name, text, strlen(text), 0600, 0, 0, err);
+        close(fd);
+        return r < 0 ? -1 : 0;
+}
+
+long long backup_pid_start(pid_t pid) {
+        char path[64], buf[1024], *p;
+        unsigned long long start = 0;
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+                return -1;
+        buf[n] = '\0';
+        /* The command name (field 2) may hold spaces and ')': count from the last ')'. */
+        p = strrchr(buf, ')');
+        if (!p)
+                return -1;
+        p++;            /* the blank before field 3 */
+        for (int field = 3; field < 22 && p; field++)
+                p = strchr(p + 1, ' ');
+        if (!p || sscanf(p, " %llu", &start) != 1)
+                return -1;
+        return (long long) start;
+}
+
+static bool runner_alive(json_object *rec) {
+        json_object *pid, *start;
+
+        if (!json_object_object_get_ex(rec, "pid", &pid) || !json_object_object_get_ex(rec, "pid_start", &start))
+                return false;
+        return backup_pid_start((pid_t) json_object_get_int64(pid)) == json_object_get_int64(start);
+}
+
+static const char *state_of(json_object *rec) {
+        json_object *v;
+
+        return json_object_object_get_ex(rec, "state", &v) ? json_object_get_string(v) : "";
+}
+
+static bool unfinished(json_object *rec) {
+        const char *s = state_of(rec);
+
+        return strcmp(s, "queued") == 0 || strcmp(s, "running") == 0;
+}
+
+static void mark_interrupted(const backup_cfg *c, json_object *rec) {
+        json_object *e = json_object_new_object();
+
+        json_object_object_add(rec, "state", json_object_new_string("interrupted"));
+        json_object_object_add(rec, "finished_at", json_object_new_int64((int64_t) time(NULL)));
+        json_object_object_add(e, "code", json_object_new_string(BACKUP_E_INTERRUPTED));
+        json_object_object_add(e, "message", json_object_new_string("the process running the job ended before it"));
+        json_object_object_add(rec, "error", e);
+        (void) backup_job_write(c, rec, NULL);
+}
+
+static int parse_record(int fd, const char *name, json_object **ret, jb_err *err) {
+        char *text = NULL;
+        json_object *rec;
+
+        if (jb_fs_read(fd, name, RECORD_MAX, &text, NULL, err) < 0)
+                return -1;
+        rec = json_tokener_parse(text);
+        free(text);
+        if (!rec || !json_object_is_type(rec, json_type_object)) {
+                json_object_put(rec);
+                return jb_err_set(err, JB_E_INTERNAL, "job record %s is not a JSON object", name);
+        }
+        *ret = rec;
+        return 0;
+}
+
+/* queued/running without its runner becomes interrupted, on disk too. The
+ * runner may have written its last record and exited between the first
+ * read and the liveness check: once it is known dead it writes no more, so
+ * the record read again is final, and only an unfinished one is changed. */
+static int read_record(const backup_cfg *c, int fd, const char *name, json_object **ret, jb_err *err) {
+        json_object *rec;
+
+        if (parse_record(fd, name, &rec, err) < 0)
+                return -1;
+        if (unfinished(rec) && !runner_alive(rec)) {
+                json_object_put(rec);
+                if (parse_record(fd, name, &rec, err) < 0)
+                        return -1;
+                if (unfinished(rec))
+                        mark_interrupted(c, rec);
+        }
+        *ret = rec;
+        return 0;
+}
+
+int backup_job_read(const backup_cfg *c, const char *id, json_object **ret, jb_err *err) {
+        char name[BACKUP_JOB_ID_LEN + 8];
+        int fd, r;
+
+        if (!backup_job_id_ok(id))
+                return jb_err_set(err, JB_E_INVALID_PARAMS, "job_id: 32 lower-case hex digits");
+        snprintf(name, sizeof name, "%s.json", id);
+        fd = open_jobs(c, err);
+        if (fd < 0)
+                return -1;
+        r = read_record(c, fd, name, ret, err);
+        close(fd);
+        return r;
+}
+
+int backup_job_get(jb_call *call) {
+        jb_err err = JB_ERR_INIT;
+        backup_cfg c;
+        json_object *rec;
+
+        backup_cfg_from_settings(jb_call_settings(call), &c);
+        if (backup_job_read(&c, jb_param_str(call, "job_id", ""), &rec, &err) < 0)
+                return jb_call_fail_err(call, &err);
+        json_object_object_add(jb_call_result(call), "job", rec);
+        return 0;
+}
+
+static int by_created(const void *a, const void *b) {
+        json_object *x = *(json_object *const *) a, *y = *(json_object *const *) b, *vx = NULL, *vy = NULL;
+        int64_t cx, cy;
+
+        json_object_object_get_ex(x, "created_at", &vx);
+        json_object_object_get_ex(y, "created_at", &vy);
+        cx = json_object_get_int64(vx);
+        cy = json_object_get_int64(vy);
+        if (cx != cy)
+                return cx < cy ? -1 : 1;
+        return strcmp(json_object_get_string(json_object_object_get(x, "job_id")),
+                      json_object_get_string(json_object_object_get(y, "job_id")));
+}
+
+int backup_job_list(jb_call *call) {
+        jb_err err = JB_ERR_INIT;
+        backup_cfg c;
+        json_object *jobs = json_object_new_array();
+        struct dirent *de;
+        DIR *d;
+        int fd, dfd;
+
+        backup_cfg_from_settings(jb_call_settings(call), &c);
+        fd = open_jobs(&c, &err);
+        dfd = fd < 0 ? -1 : openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        d = dfd < 0 ? NULL : fdopendir(dfd);
+        if (!d) {
+                if (dfd >= 0)
+                        close(dfd);
+                if (fd >= 0)
+                        close(fd);
+                json_object_put(jobs);
+                if (!err.code[0])
+                        jb_err_set(&err, JB_E_INTERNAL, "%s: %s", c.jobs_dir, strerror(errno));
+                return jb_call_fail_err(call, &err);
+        }
+        while ((de = readdir(d))) {
+                size_t n = strlen(de->d_name);
+                char id[BACKUP_JOB_ID_LEN + 1];
+                json_object *rec;
+
+                if (n != BACKUP_JOB_ID_LEN + 5 || strcmp(de->d_name + BACKUP_JOB_ID_LEN, ".json") != 0)
+                        continue;
+                memcpy(id, de->d_name, BACKUP_JOB_ID_LEN);
+                id[BACKUP_JOB_ID_LEN] = '\0';
+                if (!backup_job_id_ok(id) || read_record(&c, fd, de->d_name, &rec, NULL) < 0)
+                        continue;
+                json_object_array_add(jobs, rec);
+        }
+        closedir(d);
+        close(fd);
+        json_object_array_sort(jobs, by_created);
+        json_object_object_add(jb_call_result(call), "jobs", jobs);
+        return 0;
+}
