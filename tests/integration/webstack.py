@@ -83,6 +83,29 @@ def snapshot(*tops):
 # ---- accounts ----
 
 
+def log_tails(directory, names):
+    """The last 3000 characters of each log file, for failure messages."""
+    out = []
+    for name in names:
+        try:
+            with open(os.path.join(directory, name), errors="replace") as f:
+                out.append("%s:\n%s" % (name, f.read()[-3000:]))
+        except OSError as e:
+            out.append(str(e))
+    return "\n".join(out)
+
+
+def stop_process(proc):
+    """SIGTERM, then SIGKILL after 10 s; reaped either way."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Account:
     """A throw-away Linux account with its home beneath `parent` (0711:
     others may traverse it, as the web server must). Names are unique per
@@ -219,24 +242,11 @@ pm.max_children = 1
             self.notify.recv(4096)
 
     def log(self):
-        out = []
-        for name in ("stderr.log", "php-fpm.log"):
-            try:
-                with open(os.path.join(self.f, "log", name), errors="replace") as f:
-                    out.append("%s:\n%s" % (name, f.read()[-3000:]))
-            except OSError as e:
-                out.append(str(e))
-        return "\n".join(out)
+        return log_tails(os.path.join(self.f, "log"), ("stderr.log", "php-fpm.log"))
 
     def stop(self):
         try:
-            if self.proc and self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            stop_process(self.proc)
         finally:
             if self.notify:
                 self.notify.close()
@@ -442,24 +452,11 @@ http {{
         assert self.workers() - set(old), "no new nginx worker after the reload"
 
     def log(self):
-        out = []
-        for name in ("stderr.log", "error.log"):
-            try:
-                with open(os.path.join(self.ng, "logs", name), errors="replace") as f:
-                    out.append("%s:\n%s" % (name, f.read()[-3000:]))
-            except OSError as e:
-                out.append(str(e))
-        return "\n".join(out)
+        return log_tails(os.path.join(self.ng, "logs"), ("stderr.log", "error.log"))
 
     def stop(self):
         try:
-            if self.proc and self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            stop_process(self.proc)
         finally:
             self.lsock.close()
 
