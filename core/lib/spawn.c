@@ -189,13 +189,39 @@ static int capture_add(capture *c, const char *p, size_t n) {
         return 0;
 }
 
-/* Reads what is available. Returns 1 at end of file, 0 when it would
- * block, -errno on failure. */
-static int capture_read(int fd, capture *c) {
+/* Hands every complete line of c to the callback and keeps the rest; at
+ * the end of the stream, or when the buffer is full without a newline,
+ * what is left goes out as a line of its own. */
+static void deliver_lines(const jb_spawn_io *io, capture *c, bool flush) {
+        size_t start = 0;
+
+        for (size_t i = 0; i < c->len; i++) {
+                if (c->buf[i] != '\n')
+                        continue;
+                c->buf[i] = '\0';
+                io->on_stdout_line(c->buf + start, i - start, io->line_arg);
+                start = i + 1;
+        }
+        if ((flush || c->len - start >= c->max) && start < c->len) {
+                c->buf[c->len] = '\0';
+                io->on_stdout_line(c->buf + start, c->len - start, io->line_arg);
+                start = c->len;
+        }
+        memmove(c->buf, c->buf + start, c->len - start);
+        c->len -= start;
+        c->truncated = false;
+}
+
+/* Reads what is available (in line mode, handing out the lines as they
+ * come, so a fast writer never overflows the buffer). Returns 1 at end of
+ * file, 0 when it would block, -errno on failure. */
+static int capture_read(int fd, capture *c, const jb_spawn_io *io) {
         char tmp[16384];
 
         for (;;) {
-                ssize_t n = read(fd, tmp, sizeof tmp);
+                /* In line mode a read never brings more than the buffer holds. */
+                size_t want = io && c->max - c->len < sizeof tmp ? c->max - c->len : sizeof tmp;
+                ssize_t n = read(fd, tmp, want);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -203,11 +229,16 @@ static int capture_read(int fd, capture *c) {
                                 return 0;
                         return -errno;
                 }
-                if (n == 0)
+                if (n == 0) {
+                        if (io && c->buf)
+                                deliver_lines(io, c, true);
                         return 1;
+                }
                 int r = capture_add(c, tmp, (size_t) n);
                 if (r < 0)
                         return r;
+                if (io && c->buf)
+                        deliver_lines(io, c, false);
         }
 }
 
@@ -260,6 +291,10 @@ typedef struct run {
         capture out, err;
         bool exited, timed_out;
         siginfo_t si;
+        /* jb_spawn_run_io: stdout by lines, and cancellation. */
+        jb_spawn_io *io;
+        bool term_sent;
+        uint64_t kill_at;       /* after SIGTERM: when SIGKILL follows */
 } run;
 
 /* Reaps the child; with `nohang`, only if it has exited (else returns 0
@@ -318,13 +353,29 @@ static void feed_stdin(run *r) {
 }
 
 /* Returns 0 when the stream is still open, 1 when it was closed, -errno. */
-static int drain(int *fd, capture *c) {
-        int k = capture_read(*fd, c);
+static int drain(int *fd, capture *c, const jb_spawn_io *io) {
+        int k = capture_read(*fd, c, io);
         if (k < 0)
                 return k;
         if (k > 0)
                 *fd = safe_close(*fd);
         return k;
+}
+
+/* The caller asked to stop (its cancel descriptor became readable):
+ * SIGTERM to the program's group, so it can stop cleanly; SIGKILL follows
+ * after the grace period. */
+static void send_term(run *r) {
+        uint64_t grace = r->io->cancel_grace_ms ? r->io->cancel_grace_ms : JB_SPAWN_CANCEL_GRACE_MS;
+
+        (void) kill(-r->pid, SIGTERM);
+        if (r->pidfd >= 0)
+                (void) pidfd_send_signal(r->pidfd, SIGTERM, NULL, 0);
+        else
+                (void) kill(r->pid, SIGTERM);
+        r->term_sent = true;
+        r->io->cancelled = true;
+        r->kill_at = now_ms() + grace;
 }
 
 /* The poll loop. Returns 0 or -errno (the child is then killed and reaped). */
@@ -337,8 +388,8 @@ static int run_loop(run *r, uint64_t timeout_ms) {
                 r->in_fd = safe_close(r->in_fd);
 
         while (!r->exited || r->out_fd >= 0 || r->err_fd >= 0) {
-                struct pollfd pfd[4];
-                int idx_in = -1, idx_out = -1, idx_err = -1, idx_pid = -1;
+                struct pollfd pfd[5];
+                int idx_in = -1, idx_out = -1, idx_err = -1, idx_pid = -1, idx_cancel = -1;
                 nfds_t n = 0;
                 uint64_t now = now_ms(), limit = r->exited ? drain_until : deadline;
                 int wait_ms = -1, k;
@@ -351,6 +402,13 @@ static int run_loop(run *r, uint64_t timeout_ms) {
                         drain_until = now + DRAIN_AFTER_KILL_MS;
                         continue;
                 }
+                if (r->term_sent && !r->exited && now >= r->kill_at) {
+                        kill_and_reap(r);
+                        drain_until = now + DRAIN_AFTER_KILL_MS;
+                        continue;
+                }
+                if (r->term_sent && !r->exited && (limit == NO_DEADLINE || r->kill_at < limit))
+                        limit = r->kill_at;
                 if (limit != NO_DEADLINE)
                         wait_ms = limit - now > INT_MAX ? INT_MAX : (int) (limit - now);
 
@@ -371,6 +429,10 @@ static int run_loop(run *r, uint64_t timeout_ms) {
                         pfd[n++] = (struct pollfd) { .fd = r->pidfd, .events = POLLIN };
                 } else if (!r->exited && (wait_ms < 0 || wait_ms > NO_PIDFD_TICK_MS))
                         wait_ms = NO_PIDFD_TICK_MS;
+                if (!r->exited && !r->term_sent && r->io && r->io->cancel_fd > 2) {
+                        idx_cancel = (int) n;
+                        pfd[n++] = (struct pollfd) { .fd = r->io->cancel_fd, .events = POLLIN };
+                }
 
                 k = poll(pfd, n, wait_ms);
                 if (k < 0) {
@@ -381,10 +443,12 @@ static int run_loop(run *r, uint64_t timeout_ms) {
 
                 if (idx_in >= 0 && pfd[idx_in].revents)
                         feed_stdin(r);
-                if (idx_out >= 0 && pfd[idx_out].revents && (k = drain(&r->out_fd, &r->out)) < 0)
+                if (idx_out >= 0 && pfd[idx_out].revents && (k = drain(&r->out_fd, &r->out, r->io && r->io->on_stdout_line ? r->io : NULL)) < 0)
                         return k;
-                if (idx_err >= 0 && pfd[idx_err].revents && (k = drain(&r->err_fd, &r->err)) < 0)
+                if (idx_err >= 0 && pfd[idx_err].revents && (k = drain(&r->err_fd, &r->err, NULL)) < 0)
                         return k;
+                if (idx_cancel >= 0 && pfd[idx_cancel].revents && !r->exited)
+                        send_term(r);
                 if (!r->exited && (r->pidfd < 0 || (idx_pid >= 0 && pfd[idx_pid].revents))) {
                         if ((k = reap(r, r->pidfd < 0)) < 0)
                                 return k;
@@ -490,17 +554,38 @@ static int check_paths(const jb_spawn_opts *o, jb_err *err) {
         return 0;
 }
 
-JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err *err) {
+/* The descriptors a jb_spawn_io hands over are the callee's from the
+ * call on: closed here whatever happens. */
+static void io_close_given(jb_spawn_io *io) {
+        if (!io)
+                return;
+        if (io->stdin_fd > 2)
+                io->stdin_fd = safe_close(io->stdin_fd);
+        if (io->stdout_fd > 2)
+                io->stdout_fd = safe_close(io->stdout_fd);
+}
+
+static int check_io(const jb_spawn_opts *o, const jb_spawn_io *io, jb_err *err) {
+        if (!io)
+                return 0;
+        if (io->stdin_fd > 2 && o && o->stdin_data)
+                return jb_err_set(err, JB_E_INVALID_PARAMS, "both stdin data and a stdin descriptor");
+        if (io->stdout_fd > 2 && io->on_stdout_line)
+                return jb_err_set(err, JB_E_INVALID_PARAMS, "stdout both to a descriptor and by lines");
+        return 0;
+}
+
+static int spawn_run(const jb_spawn_opts *o, jb_spawn_io *io, jb_spawn_result *ret, jb_err *err) {
         const char *envp[ELEMENTSOF(base_env) + JB_SPAWN_ENV_MAX + 1];
         int in_p[2] = { -1, -1 }, out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 };
+        int in_rd, out_wr;
+        bool out_given = io && io->stdout_fd > 2;
         const char *program;
-        run r = { .pid = -1, .pidfd = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1 };
+        run r = { .pid = -1, .pidfd = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1, .io = io };
         int k;
 
-        if (!ret)
-                return jb_err_set(err, JB_E_INVALID_PARAMS, "no result pointer");
-        memset(ret, 0, sizeof *ret);
-        if (check_opts(o, err) < 0 || build_env(o->env, envp, err) < 0 || check_paths(o, err) < 0)
+        if (check_opts(o, err) < 0 || check_io(o, io, err) < 0 || build_env(o->env, envp, err) < 0 ||
+            check_paths(o, err) < 0)
                 return -1;
 
         program = o->argv[0];
@@ -508,15 +593,18 @@ JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err 
         r.in_data = o->stdin_data;
         r.in_left = o->stdin_data ? o->stdin_len : 0;
 
-        if ((k = make_pipe(out_p)) < 0 || (k = make_pipe(err_p)) < 0 ||
+        if ((!out_given && (k = make_pipe(out_p)) < 0) || (k = make_pipe(err_p)) < 0 ||
             (o->stdin_data && (k = make_pipe(in_p)) < 0)) {
                 close_pipe(out_p);
                 close_pipe(err_p);
                 return jb_err_set(err, JB_E_INTERNAL, "pipe: %s", errno_text(-k));
         }
 
-        k = spawn_child(o, envp, in_p[0], out_p[1], err_p[1], &r.pid);
+        in_rd = io && io->stdin_fd > 2 ? io->stdin_fd : in_p[0];
+        out_wr = out_given ? io->stdout_fd : out_p[1];
+        k = spawn_child(o, envp, in_rd, out_wr, err_p[1], &r.pid);
         /* The child's ends: the parent must not hold them, or EOF never comes. */
+        io_close_given(io);
         in_p[0] = safe_close(in_p[0]);
         out_p[1] = safe_close(out_p[1]);
         err_p[1] = safe_close(err_p[1]);
@@ -541,7 +629,7 @@ JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err 
         }
 
         k = 0;
-        if ((r.in_fd >= 0 && (k = set_nonblock(r.in_fd)) < 0) || (k = set_nonblock(r.out_fd)) < 0 ||
+        if ((r.in_fd >= 0 && (k = set_nonblock(r.in_fd)) < 0) || (r.out_fd >= 0 && (k = set_nonblock(r.out_fd)) < 0) ||
             (k = set_nonblock(r.err_fd)) < 0 || (k = run_loop(&r, o->timeout_ms)) < 0) {
                 kill_and_reap(&r);
                 run_close(&r);
@@ -555,6 +643,8 @@ JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err 
                 ret->term_signal = r.si.si_status;
         }
         ret->timed_out = r.timed_out;
+        if (io && io->on_stdout_line)
+                r.out.len = 0;  /* every byte went to the callback */
         ret->stdout_data = capture_take(&r.out, &ret->stdout_len, &ret->stdout_truncated);
         ret->stderr_data = capture_take(&r.err, &ret->stderr_len, &ret->stderr_truncated);
         ret->program = strdup(program);
@@ -562,6 +652,27 @@ JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err 
         if (!ret->stdout_data || !ret->stderr_data || !ret->program) {
                 jb_spawn_result_free(ret);
                 return jb_err_set(err, JB_E_INTERNAL, "out of memory");
+        }
+        return 0;
+}
+
+JB_EXPORT int jb_spawn_run(const jb_spawn_opts *o, jb_spawn_result *ret, jb_err *err) {
+        if (!ret)
+                return jb_err_set(err, JB_E_INVALID_PARAMS, "no result pointer");
+        memset(ret, 0, sizeof *ret);
+        return spawn_run(o, NULL, ret, err);
+}
+
+JB_EXPORT int jb_spawn_run_io(const jb_spawn_opts *o, jb_spawn_io *io, jb_spawn_result *ret, jb_err *err) {
+        if (!ret || !io) {
+                io_close_given(io);
+                return jb_err_set(err, JB_E_INVALID_PARAMS, "no result or io pointer");
+        }
+        memset(ret, 0, sizeof *ret);
+        io->cancelled = false;
+        if (spawn_run(o, io, ret, err) < 0) {
+                io_close_given(io);
+                return -1;
         }
         return 0;
 }

@@ -19,6 +19,7 @@
 /* In job records only (error.code of a job). */
 #define BACKUP_E_PARTIAL "BACKUP_PARTIAL"               /* restic exit 3: a snapshot without some files */
 #define BACKUP_E_INTERRUPTED "JOB_INTERRUPTED"          /* the job's process ended before the job */
+#define BACKUP_E_CANCELLED "JOB_CANCELLED"              /* backup.job.cancel stopped it */
 
 /* A job_id: 128 random bits in lower-case hex. */
 #define BACKUP_JOB_ID_LEN 32
@@ -72,10 +73,65 @@ int backup_job_read(const backup_cfg *c, const char *id, json_object **ret, jb_e
 /* Start time of a process (/proc/<pid>/stat field 22), -1 when it is gone. */
 long long backup_pid_start(pid_t pid);
 
+/* backup-runner.c: a job's detached process and what it writes.
+ *
+ * backup_job_start() stamps `rec` (which must hold job_id and kind, and is
+ * still the caller's after the call) queued, forks the runner, writes the
+ * record naming it and only then lets it start; 0 means the record is on
+ * disk. The runner calls fn(job, arg) in a copy of the caller's memory
+ * (arg and everything it points to stays valid there), then
+ * backup_job_finish(). */
+typedef struct backup_job {
+        const backup_cfg *c;
+        json_object *rec;               /* the record, the runner's own */
+        int cancel_fd;                  /* readable once a cancel was asked */
+        bool cancel_asked;
+        uint64_t last_write_ms;
+} backup_job;
+
+typedef void (*backup_job_fn)(backup_job *j, void *arg);
+
+int backup_job_start(const backup_cfg *c, json_object *rec, backup_job_fn fn, void *arg, jb_err *err);
+/* Appends {name, state: running} to the record's stages and writes it;
+ * the stage belongs to the record. */
+json_object *backup_job_stage_begin(backup_job *j, const char *name);
+/* state: succeeded, partial, failed, cancelled or skipped; err (when set)
+ * becomes the stage's error. Writes the record. */
+void backup_job_stage_end(backup_job *j, json_object *stage, const char *state, const jb_err *err);
+/* Replaces the record's progress (taking `progress`); written at most once
+ * a second. */
+void backup_job_progress(backup_job *j, json_object *progress);
+/* True once backup.job.cancel asked the runner to stop: begin no more
+ * stages. */
+bool backup_job_cancelled(backup_job *j);
+/* The job's state from its stages (failed > cancelled > partial >
+ * succeeded), its error from the worst stage; writes the final record. */
+void backup_job_finish(backup_job *j);
+
+/* backup-restic.c: `restic backup --json ...` (args) as a stage of job j:
+ * progress from its status lines, the snapshot from its summary, stdin
+ * from stdin_fd (0 = none; given, closed in every case), stopped by a
+ * cancel. Returns the stage's state: succeeded (a snapshot was written),
+ * partial (exit 3: a snapshot lacking files; err BACKUP_PARTIAL),
+ * cancelled, failed (err set). A snapshot a cancelled or failed run still
+ * wrote is forgotten: no job leaves a snapshot it does not report. */
+const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char *const *args, int stdin_fd,
+                                json_object *stage, jb_err *err);
+
+/* backup-view.c: in the runner, before reading an account's files as
+ * root: a private mount namespace in which `home` is a read-only bind
+ * mount that follows no symbolic link (MS_NOSYMFOLLOW), so nothing the
+ * account swaps in while restic walks its tree leads restic outside it. */
+int backup_home_view(const char *home, jb_err *err);
+
 /* Handlers. */
 int backup_run(jb_call *call);
+/* backup.run's work for a params object that passed its schema (also
+ * what a schedule starts). */
+int backup_run_params(jb_call *call, json_object *params);
 int backup_job_get(jb_call *call);
 int backup_job_list(jb_call *call);
+int backup_job_cancel(jb_call *call);
 int backup_destination_test(jb_call *call);
 int backup_snapshots_list(jb_call *call);
 

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,13 +72,15 @@ int backup_job_write(const backup_cfg *c, json_object *rec, jb_err *err) {
         return r < 0 ? -1 : 0;
 }
 
-long long backup_pid_start(pid_t pid) {
+/* Field `field` (1-based, counted after the command name) of
+ * /proc/<pid>/stat; -1 when unreadable. */
+static long long stat_field(const char *pid, int field) {
         char path[64], buf[1024], *p;
-        unsigned long long start = 0;
+        long long v = -1;
         ssize_t n;
         int fd;
 
-        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        snprintf(path, sizeof path, "/proc/%s/stat", pid);
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -1;
@@ -86,16 +89,22 @@ long long backup_pid_start(pid_t pid) {
         if (n <= 0)
                 return -1;
         buf[n] = '\0';
-        /* The command name (field 2) may hold spaces and ')': count from the last ')'. */
         p = strrchr(buf, ')');
         if (!p)
                 return -1;
-        p++;            /* the blank before field 3 */
-        for (int field = 3; field < 22 && p; field++)
+        p++;
+        for (int f = 3; f < field && p; f++)
                 p = strchr(p + 1, ' ');
-        if (!p || sscanf(p, " %llu", &start) != 1)
+        if (!p || sscanf(p, " %lld", &v) != 1)
                 return -1;
-        return (long long) start;
+        return v;
+}
+
+long long backup_pid_start(pid_t pid) {
+        char b[16];
+
+        snprintf(b, sizeof b, "%d", (int) pid);
+        return stat_field(b, 22);
 }
 
 static bool runner_alive(json_object *rec) {
@@ -118,8 +127,51 @@ static bool unfinished(json_object *rec) {
         return strcmp(s, "queued") == 0 || strcmp(s, "running") == 0;
 }
 
+/* What a dead runner left running: restic (or a dump) still in the runner's
+ * session, started after the runner. Killed, so no snapshot appears later
+ * for a job already reported interrupted. */
+static void sweep_session(json_object *rec) {
+        json_object *sid, *start;
+        struct dirent *de;
+        DIR *d;
+
+        if (!json_object_object_get_ex(rec, "sid", &sid) || !json_object_object_get_ex(rec, "pid_start", &start) ||
+            json_object_get_int64(sid) <= 1)
+                return;
+        d = opendir("/proc");
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] < '1' || de->d_name[0] > '9')
+                        continue;
+                if (stat_field(de->d_name, 6) == json_object_get_int64(sid) &&
+                    stat_field(de->d_name, 22) >= json_object_get_int64(start))
+                        (void) kill((pid_t) atoi(de->d_name), SIGKILL);
+        }
+        closedir(d);
+}
+
+/* restic unlock removes the locks of processes that no longer exist on
+ * this host: the ones the dead job left, never a live restic's. */
+static void unlock_repo(const backup_cfg *c, json_object *rec) {
+        static const char *const args[] = { "unlock", NULL };
+        json_object *dest;
+        backup_dest d;
+        jb_spawn_result r;
+
+        if (!json_object_object_get_ex(rec, "destination", &dest) || backup_dest_from_params(c, dest, &d, NULL) < 0)
+                return;
+        if (backup_restic_run(c, &d, args, 60000, &r, NULL) < 0)
+                return;
+        json_object_object_add(rec, "stale_locks_removed", json_object_new_boolean(jb_spawn_succeeded(&r)));
+        jb_spawn_result_free(&r);
+}
+
 static void mark_interrupted(const backup_cfg *c, json_object *rec) {
         json_object *e = json_object_new_object();
+
+        sweep_session(rec);
+        unlock_repo(c, rec);
 
         json_object_object_add(rec, "state", json_object_new_string("interrupted"));
         json_object_object_add(rec, "finished_at", json_object_new_int64((int64_t) time(NULL)));

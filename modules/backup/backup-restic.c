@@ -4,6 +4,7 @@
  * restic 0.14 answers most failures with exit status 1 and a fixed
  * sentence on stderr; those sentences are mapped to stable codes here. */
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,10 +12,14 @@
 
 #define ARGS_MAX 32
 
-int backup_restic_run(const backup_cfg *c, const backup_dest *d, const char *const *args, uint64_t timeout_ms,
-                      jb_spawn_result *r, jb_err *err) {
+/* restic 0.14 prints a status line 40-60 times a second with --json;
+ * twice a second is plenty for a record written once a second. */
+#define PROGRESS_FPS "RESTIC_PROGRESS_FPS=2"
+
+static int restic_run(const backup_cfg *c, const backup_dest *d, const char *const *args, uint64_t timeout_ms,
+                      jb_spawn_io *io, jb_spawn_result *r, jb_err *err) {
         char repo[PATH_MAX + 32], pw[PATH_MAX + 32], cache[PATH_MAX + 32];
-        const char *argv[ARGS_MAX + 2], *env[] = { repo, pw, cache, NULL };
+        const char *argv[ARGS_MAX + 2], *env[] = { repo, pw, cache, PROGRESS_FPS, NULL };
         size_t n = 0;
         jb_spawn_opts o = { .argv = argv, .env = env, .timeout_ms = timeout_ms, .max_output = BACKUP_OUTPUT_MAX };
 
@@ -29,7 +34,128 @@ int backup_restic_run(const backup_cfg *c, const backup_dest *d, const char *con
             (size_t) snprintf(pw, sizeof pw, "RESTIC_PASSWORD_FILE=%s", d->password_file) >= sizeof pw ||
             (size_t) snprintf(cache, sizeof cache, "RESTIC_CACHE_DIR=%s", c->cache_dir) >= sizeof cache)
                 return jb_err_set(err, JB_E_INVALID_PARAMS, "a restic path is too long");
+        if (io) {
+                o.max_output = 1u << 20;        /* the longest line kept */
+                return jb_spawn_run_io(&o, io, r, err);
+        }
         return jb_spawn_run(&o, r, err);
+}
+
+int backup_restic_run(const backup_cfg *c, const backup_dest *d, const char *const *args, uint64_t timeout_ms,
+                      jb_spawn_result *r, jb_err *err) {
+        return restic_run(c, d, args, timeout_ms, NULL, r, err);
+}
+
+typedef struct watch {
+        backup_job *job;
+        json_object *stage;
+} watch;
+
+/* The members of a status line a caller wants; restic leaves out zeros. */
+static json_object *progress_of(json_object *status) {
+        static const char *const keep[] = { "percent_done", "total_files", "files_done", "total_bytes",
+                                            "bytes_done", "seconds_elapsed", "seconds_remaining" };
+        json_object *p = json_object_new_object(), *v;
+
+        for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+                json_object_object_add(p, keep[i], json_object_object_get_ex(status, keep[i], &v)
+                                                           ? json_object_get(v)
+                                                           : (i == 0 ? json_object_new_double(0)
+                                                                     : json_object_new_int(0)));
+        return p;
+}
+
+/* The summary's counts as the finished stage's progress. */
+static json_object *final_progress(json_object *sum) {
+        json_object *p = json_object_new_object(), *v;
+
+        json_object_object_add(p, "percent_done", json_object_new_double(1.0));
+        if (json_object_object_get_ex(sum, "total_files_processed", &v)) {
+                json_object_object_add(p, "total_files", json_object_get(v));
+                json_object_object_add(p, "files_done", json_object_get(v));
+        }
+        if (json_object_object_get_ex(sum, "total_bytes_processed", &v)) {
+                json_object_object_add(p, "total_bytes", json_object_get(v));
+                json_object_object_add(p, "bytes_done", json_object_get(v));
+        }
+        return p;
+}
+
+static void on_line(const char *line, size_t len, void *arg) {
+        watch *w = arg;
+        json_tokener *tok;
+        json_object *o, *t;
+        const char *type;
+
+        if (len == 0 || line[0] != '{' || !(tok = json_tokener_new()))
+                return;
+        o = json_tokener_parse_ex(tok, line, (int) (len > INT32_MAX ? INT32_MAX : len));
+        json_tokener_free(tok);
+        if (!o || !json_object_object_get_ex(o, "message_type", &t)) {
+                json_object_put(o);
+                return;
+        }
+        type = json_object_get_string(t);
+        if (strcmp(type, "status") == 0)
+                backup_job_progress(w->job, progress_of(o));
+        else if (strcmp(type, "summary") == 0) {
+                json_object_object_add(w->stage, "summary", json_object_get(o));
+                if (json_object_object_get_ex(o, "snapshot_id", &t))
+                        json_object_object_add(w->stage, "snapshot_id", json_object_get(t));
+                backup_job_progress(w->job, final_progress(o));
+        }
+        json_object_put(o);
+}
+
+/* A snapshot that must not stay: a cancelled run that finished anyway, or
+ * one whose input was cut short. */
+static void forget_snapshot(const backup_cfg *c, const backup_dest *d, json_object *stage) {
+        json_object *id;
+        jb_spawn_result r;
+        const char *args[] = { "forget", NULL, NULL };
+
+        if (!json_object_object_get_ex(stage, "snapshot_id", &id))
+                return;
+        args[1] = json_object_get_string(id);
+        if (backup_restic_run(c, d, args, 120000, &r, NULL) == 0) {
+                if (jb_spawn_succeeded(&r))
+                        json_object_object_add(stage, "snapshot_forgotten", json_object_get(id));
+                jb_spawn_result_free(&r);
+        }
+        json_object_object_del(stage, "snapshot_id");
+}
+
+const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char *const *args, int stdin_fd,
+                                json_object *stage, jb_err *err) {
+        watch w = { .job = j, .stage = stage };
+        jb_spawn_io io = { .stdin_fd = stdin_fd, .on_stdout_line = on_line, .line_arg = &w,
+                           .cancel_fd = j->cancel_fd };
+        jb_spawn_result r;
+        const char *state;
+
+        if (restic_run(j->c, d, args, 0, &io, &r, err) < 0)
+                return "failed";
+        json_object_object_add(stage, "exit_code", json_object_new_int(r.exit_code));
+        if (io.cancelled) {
+                j->cancel_asked = true;
+                state = "cancelled";
+                jb_err_set_code(err, BACKUP_E_CANCELLED, "cancelled at the caller's request");
+                forget_snapshot(j->c, d, stage);
+        } else if (jb_spawn_succeeded(&r) && json_object_object_get_ex(stage, "snapshot_id", NULL)) {
+                state = "succeeded";
+        } else if (r.exit_code == 3 && json_object_object_get_ex(stage, "snapshot_id", NULL)) {
+                state = "partial";
+                jb_err_set_code(err, BACKUP_E_PARTIAL, "the snapshot lacks files restic could not read");
+        } else {
+                state = "failed";
+                if (jb_spawn_succeeded(&r))
+                        jb_err_set(err, JB_E_SERVICE_FAILED, "restic succeeded without naming a snapshot");
+                else
+                        backup_restic_err(&r, err);
+                forget_snapshot(j->c, d, stage);
+        }
+        jb_spawn_result_free(&r);
+        return state;
 }
 
 int backup_restic_err(const jb_spawn_result *r, jb_err *err) {

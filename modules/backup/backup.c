@@ -48,9 +48,22 @@ static const jb_param snapshots_list_params[] = {
         JB_P_END
 };
 
+static const jb_param rel_path_item[] = {
+        JB_P_STRLEN("path", JB_CHECK_REL_PATH, 0, 1, 1024, "relative to the home"),
+        JB_P_END
+};
+
+static const jb_param tag_value[] = {
+        JB_P_STRLEN("value", JB_CHECK_TOKEN, 0, 1, 128, "a tag's value"),
+        JB_P_END
+};
+
 static const jb_param run_params[] = {
         DESTINATION_PARAM,
-        JB_P_STRING("user", JB_CHECK_USERNAME, JB_REQUIRED, "the account whose home to back up (tag user=<user>)"),
+        JB_P_STRING("user", JB_CHECK_USERNAME, JB_REQUIRED, "the account whose files to back up (tag user=<user>)"),
+        JB_P_BOOL("home", 0, "a stage saving the whole home; default true"),
+        JB_P_ARRAY("paths", rel_path_item, 0, 0, 64, "a stage for each of these paths beneath the home"),
+        JB_P_MAP("tags", JB_CHECK_TOKEN, tag_value, 0, 0, 16, "more restic tags, as key=value"),
         JB_P_END
 };
 
@@ -105,12 +118,15 @@ static const jb_action actions[] = {
           .summary = "an account's snapshots in a repository (tag user=<user>)", .timeout_ms = 120000,
           .errors = errors },
         { .name = "backup.run", .handler = backup_run, .params = run_params,
-          .summary = "back up an account's home as a job; answers at once with its job_id",
+          .summary = "back up an account's home and paths as a job of stages; answers at once with its job_id",
           .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 30000, .errors = errors },
         { .name = "backup.job.get", .handler = backup_job_get, .params = job_params,
           .summary = "a job's record: state, stages, progress, snapshot, error", .timeout_ms = 10000 },
         { .name = "backup.job.list", .handler = backup_job_list, .params = NULL,
           .summary = "every job record, oldest first", .timeout_ms = 30000 },
+        { .name = "backup.job.cancel", .handler = backup_job_cancel, .params = job_params,
+          .summary = "stop a queued or running job: restic stops, no snapshot stays; answers the state",
+          .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 30000 },
         { .name = NULL }
 };
 

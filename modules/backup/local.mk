@@ -10,7 +10,10 @@ modules_backup_backup_la_SOURCES = \
 	modules/backup/backup-secret.c \
 	modules/backup/backup-snapshots.c \
 	modules/backup/backup-job.c \
-	modules/backup/backup-run.c
+	modules/backup/backup-run.c \
+	modules/backup/backup-runner.c \
+	modules/backup/backup-view.c \
+	modules/backup/backup-cancel.c
 modules_backup_backup_la_LIBADD = libjabali.la $(JSONC_LIBS)
 modules_backup_backup_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -no-undefined \
 	-export-symbols-regex '^jabali_module$$'

@@ -10,6 +10,7 @@
 #endif
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -460,6 +461,181 @@ static void test_err_excerpt(void **st) {
         assert_code(&err, "INTERNAL");
 }
 
+/* ---- jb_spawn_run_io ---- */
+
+typedef struct lines {
+        char text[8192];
+        size_t len;
+        unsigned count;
+        size_t longest;
+} lines;
+
+static void collect(const char *line, size_t len, void *arg) {
+        lines *l = arg;
+
+        assert_int_equal(line[len], '\0');
+        if (len > l->longest)
+                l->longest = len;
+        if (l->len + len + 2 < sizeof l->text) {
+                memcpy(l->text + l->len, line, len);
+                l->len += len;
+                l->text[l->len++] = '|';
+                l->text[l->len] = '\0';
+        }
+        l->count++;
+}
+
+static void test_io_lines(void **st) {
+        (void) st;
+        const char *const argv[] = { "/bin/sh", "-c", "echo one; printf 'two\\nthree'; echo err >&2", NULL };
+        lines l = { .len = 0 };
+        jb_spawn_io io = { .on_stdout_line = collect, .line_arg = &l };
+        jb_spawn_result r;
+        jb_err err = JB_ERR_INIT;
+
+        assert_int_equal(jb_spawn_run_io(&(jb_spawn_opts) { .argv = argv }, &io, &r, &err), 0);
+        assert_true(jb_spawn_succeeded(&r));
+        assert_string_equal(l.text, "one|two|three|");     /* the last line comes without its newline */
+        assert_int_equal(r.stdout_len, 0);
+        assert_string_equal(r.stderr_data, "err\n");
+        assert_false(io.cancelled);
+        jb_spawn_result_free(&r);
+
+        /* 20,000 lines in one burst, and a line longer than the buffer. */
+        const char *const many[] = { "/bin/sh", "-c", "seq 1 20000; head -c 5000 /dev/zero | tr '\\0' x; echo", NULL };
+        lines m = { .len = 0 };
+        jb_spawn_io io2 = { .on_stdout_line = collect, .line_arg = &m };
+        assert_int_equal(jb_spawn_run_io(&(jb_spawn_opts) { .argv = many, .max_output = 4096 }, &io2, &r, &err), 0);
+        assert_true(jb_spawn_succeeded(&r));
+        assert_int_equal(m.count, 20000 + 2);   /* 5000 bytes at 4096 a piece: two pieces */
+        assert_int_equal(m.longest, 4096);
+        assert_memory_equal(m.text, "1|2|3|", 6);
+        jb_spawn_result_free(&r);
+}
+
+typedef struct producer {
+        int out;
+        jb_spawn_result r;
+        int rc;
+        const char *script;
+} producer;
+
+static void *run_producer(void *arg) {
+        producer *p = arg;
+        const char *const argv[] = { "/bin/sh", "-c", p->script, NULL };
+        jb_spawn_io io = { .stdout_fd = p->out };
+        jb_err err = JB_ERR_INIT;
+
+        p->rc = jb_spawn_run_io(&(jb_spawn_opts) { .argv = argv }, &io, &p->r, &err);
+        return NULL;
+}
+
+/* A producer thread feeding a consumer through a pipe: each exit status is
+ * seen, and a producer that dies gives its consumer a clean end of file
+ * (the caller must look at both). */
+static void test_io_pipeline(void **st) {
+        (void) st;
+        const char *const wc[] = { "/usr/bin/wc", "-c", NULL };
+        const char *scripts[] = { "head -c 100000 /dev/zero", "head -c 300 /dev/zero; kill -KILL $$" };
+
+        for (int i = 0; i < 2; i++) {
+                int pp[2];
+                pthread_t t;
+                producer p = { .script = scripts[i] };
+                jb_spawn_result r;
+                jb_err err = JB_ERR_INIT;
+
+                assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+                /* Above 2, as the header asks. */
+                assert_true(pp[0] > 2 && pp[1] > 2);
+                p.out = pp[1];
+                jb_spawn_io io = { .stdin_fd = pp[0] };
+                assert_int_equal(pthread_create(&t, NULL, run_producer, &p), 0);
+                assert_int_equal(jb_spawn_run_io(&(jb_spawn_opts) { .argv = wc }, &io, &r, &err), 0);
+                assert_int_equal(pthread_join(t, NULL), 0);
+                assert_int_equal(p.rc, 0);
+                assert_true(jb_spawn_succeeded(&r));
+                assert_int_equal(atoi(r.stdout_data), i == 0 ? 100000 : 300);
+                if (i == 0)
+                        assert_true(jb_spawn_succeeded(&p.r));
+                else
+                        assert_int_equal(p.r.term_signal, SIGKILL);
+                /* Both ends were taken: closing them again fails. */
+                assert_int_equal(fcntl(pp[0], F_GETFD), -1);
+                assert_int_equal(fcntl(pp[1], F_GETFD), -1);
+                jb_spawn_result_free(&r);
+                jb_spawn_result_free(&p.r);
+        }
+}
+
+static void cancel_on_ready(const char *line, size_t len, void *arg) {
+        if (len == 5 && memcmp(line, "ready", 5) == 0)
+                assert_int_equal(write(*(int *) arg, "x", 1), 1);
+}
+
+/* Cancelling: SIGTERM first, a program that ignores it gets SIGKILL after
+ * the grace period; cancelled is set; a refused call still closes what it
+ * was given. */
+static void test_io_cancel(void **st) {
+        (void) st;
+        const char *const polite[] = { "/bin/sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.05; done", NULL };
+        const char *const stubborn[] = { "/bin/sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+                                         NULL };
+        jb_spawn_result r;
+        jb_err err = JB_ERR_INIT;
+        int c[2];
+        double t0;
+
+        assert_int_equal(pipe2(c, O_CLOEXEC), 0);
+        assert_int_equal(write(c[1], "x", 1), 1);   /* already asked: stops at once */
+        jb_spawn_io io = { .cancel_fd = c[0] };
+        assert_int_equal(jb_spawn_run_io(&(jb_spawn_opts) { .argv = polite, .timeout_ms = 20000 }, &io, &r, &err), 0);
+        assert_true(io.cancelled);
+        assert_false(r.timed_out);
+        assert_true(r.exit_code == 7 || r.term_signal == SIGTERM);
+        jb_spawn_result_free(&r);
+
+        /* Asked only once the trap is set (the ready line). */
+        close(c[0]);
+        close(c[1]);
+        assert_int_equal(pipe2(c, O_CLOEXEC), 0);
+        t0 = now_s();
+        jb_spawn_io io2 = { .cancel_fd = c[0], .cancel_grace_ms = 300, .on_stdout_line = cancel_on_ready,
+                            .line_arg = &c[1] };
+        assert_int_equal(jb_spawn_run_io(&(jb_spawn_opts) { .argv = stubborn, .timeout_ms = 20000 }, &io2, &r, &err), 0);
+        assert_true(io2.cancelled);
+        assert_int_equal(r.term_signal, SIGKILL);
+        assert_false(r.timed_out);
+        assert_true(now_s() - t0 < 10.0);
+        jb_spawn_result_free(&r);
+        close(c[0]);
+        close(c[1]);
+
+        /* Without a cancel: runs to its end. */
+        const char *const t[] = { "/bin/true", NULL };
+        jb_spawn_io io3 = { .cancel_fd = 0 };
+        assert_int_equal(jb_spawn_run_io(&(jb_spawn_opts) { .argv = t }, &io3, &r, &err), 0);
+        assert_false(io3.cancelled);
+        jb_spawn_result_free(&r);
+
+        /* Refused (relative program): the given descriptor is closed anyway. */
+        int pp[2];
+        const char *const rel[] = { "true", NULL };
+        assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+        jb_spawn_io io4 = { .stdin_fd = pp[0] };
+        assert_int_equal(jb_spawn_run_io(&(jb_spawn_opts) { .argv = rel }, &io4, &r, &err), -1);
+        assert_code(&err, "INVALID_PARAMS");
+        assert_int_equal(fcntl(pp[0], F_GETFD), -1);
+        close(pp[1]);
+        /* stdin both ways is refused. */
+        assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+        jb_spawn_io io5 = { .stdin_fd = pp[0] };
+        assert_int_equal(jb_spawn_run_io(&(jb_spawn_opts) { .argv = t, .stdin_data = "x", .stdin_len = 1 }, &io5,
+                                         &r, &err), -1);
+        assert_code(&err, "INVALID_PARAMS");
+        close(pp[1]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_true_false),
@@ -473,6 +649,9 @@ int main(void) {
                 cmocka_unit_test(test_truncation),
                 cmocka_unit_test(test_bad_programs),
                 cmocka_unit_test(test_err_excerpt),
+                cmocka_unit_test(test_io_lines),
+                cmocka_unit_test(test_io_pipeline),
+                cmocka_unit_test(test_io_cancel),
         };
 
         if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)

@@ -110,6 +110,49 @@ typedef struct jb_spawn_result {
  * process is left behind. */
 JB_EXPORT int jb_spawn_run(const jb_spawn_opts *opts, jb_spawn_result *ret, jb_err *err);
 
+/* Streaming and cancellation, for long work (a backup) that a caller
+ * watches as it goes and may stop.
+ *
+ *   int pp[2]; pipe2(pp, O_CLOEXEC);       // a producer feeding a consumer
+ *   jb_spawn_io dump = { .stdout_fd = pp[1] }, store = { .stdin_fd = pp[0],
+ *           .on_stdout_line = progress, .line_arg = job, .cancel_fd = stop };
+ *   // one thread: jb_spawn_run_io(&dump_opts, &dump, &rd, err);
+ *   // another:    jb_spawn_run_io(&store_opts, &store, &rs, err);
+ *
+ * Both exit statuses are the caller's to check: a producer that died
+ * leaves its consumer a short, clean end of file. */
+#define JB_SPAWN_CANCEL_GRACE_MS 10000u
+
+typedef struct jb_spawn_io {
+        /* A descriptor (above 2) that becomes the program's stdin, instead
+         * of /dev/null or opts->stdin_data (giving both is refused). 0 = none.
+         * Given: jb_spawn_run_io closes it in every case, once the program
+         * started (so a pipe's writer sees the reader go when it exits). */
+        int stdin_fd;
+        /* A descriptor (above 2) that becomes the program's stdout, which is
+         * then not captured. 0 = none. Given, like stdin_fd. */
+        int stdout_fd;
+        /* Called with each line of stdout as it arrives, without its
+         * newline, NUL-terminated (the line may hold other NULs: use len).
+         * A line longer than opts->max_output comes in pieces of that size.
+         * The result's stdout_data is then empty. NULL = capture as usual.
+         * Runs on the calling thread, inside jb_spawn_run_io. */
+        void (*on_stdout_line)(const char *line, size_t len, void *arg);
+        void *line_arg;
+        /* A descriptor (above 2) the caller makes readable to stop the
+         * program: its process group gets SIGTERM, and SIGKILL after
+         * cancel_grace_ms (0 = JB_SPAWN_CANCEL_GRACE_MS) if it is still
+         * there. Borrowed; never read. 0 = none. */
+        int cancel_fd;
+        uint64_t cancel_grace_ms;
+        /* Out: SIGTERM was sent because cancel_fd became readable. */
+        bool cancelled;
+} jb_spawn_io;
+
+/* jb_spawn_run with the jb_spawn_io additions; the same returns. On -1
+ * the given descriptors are closed too. */
+JB_EXPORT int jb_spawn_run_io(const jb_spawn_opts *opts, jb_spawn_io *io, jb_spawn_result *ret, jb_err *err);
+
 /* Frees what the result owns and zeroes it. Accepts NULL and a zeroed
  * result; safe to call twice. */
 JB_EXPORT void jb_spawn_result_free(jb_spawn_result *r);
