@@ -7,10 +7,12 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "args.h"
 #include "client.h"
+#include "progress.h"
 #include "util.h"
 
 #ifndef PACKAGE_VERSION
@@ -37,6 +39,8 @@ static void help(void) {
                "  ping                   check that the agent answers\n"
                "  version                show the agent's version\n"
                "  health                 show the agent's health report\n"
+               "  job watch JOB_ID       follow a backup job until it ends, with a progress\n"
+               "                         bar on a terminal; exit 0 only if it succeeded\n"
                "\n"
                "Options:\n"
                "  -s, --socket=PATH      agent socket (default $%2$s, else %3$s)\n"
@@ -136,9 +140,9 @@ static int show(const ctl_args *a, const client_response *r) {
         return r->ok ? EXIT_OK : EXIT_ERROR_RESPONSE;
 }
 
-static int run(const ctl_args *a) {
+/* One request; on a transport failure prints why and returns -1. */
+static int call_once(const ctl_args *a, client_response *r) {
         char request_id[CTL_REQUEST_ID_MAX];
-        client_response r = {};
         jb_err err = JB_ERR_INIT;
         json_object *req;
         const char *text;
@@ -160,7 +164,7 @@ static int run(const ctl_args *a) {
                 return EXIT_TRANSPORT;
         }
 
-        ret = client_call(a->socket_path, text, len, request_id, a->timeout_ms, &r, &err);
+        ret = client_call(a->socket_path, text, len, request_id, a->timeout_ms, r, &err);
         json_object_put(req);
         if (ret < 0) {
                 if (streq(err.code, "TIMEOUT") && a->timeout_ms % 1000 == 0)
@@ -171,12 +175,69 @@ static int run(const ctl_args *a) {
                                 a->socket_path, a->timeout_ms / 1000, a->timeout_ms % 1000);
                 else
                         fprintf(stderr, "%s: %s\n", CTL_PROGRAM, err.msg);
-                return EXIT_TRANSPORT;
+                return -1;
         }
+        return 0;
+}
 
+static int run(const ctl_args *a) {
+        client_response r = {};
+        int ret;
+
+        if (call_once(a, &r) < 0)
+                return EXIT_TRANSPORT;
         ret = show(a, &r);
         client_response_done(&r);
         return ret;
+}
+
+/* job watch: the record again every WATCH_EVERY_MS until the job ends. On
+ * a terminal the line is redrawn in place; otherwise (a log, a pipe) a
+ * line is printed when it changes, without the bar. Exit 0 only for a job
+ * that succeeded. */
+#define WATCH_EVERY_MS 500
+
+static int watch(const ctl_args *a) {
+        const struct timespec pause = { 0, WATCH_EVERY_MS * 1000000L };
+        bool tty = !a->json && isatty(STDOUT_FILENO);
+        char line[512], last[512] = "";
+
+        for (;;) {
+                client_response r = {};
+                json_object *job;
+                bool done, ok = false;
+
+                if (call_once(a, &r) < 0)
+                        return EXIT_TRANSPORT;
+                if (!r.ok) {
+                        if (tty && last[0])
+                                putchar('\n');
+                        print_error_response(&r);
+                        client_response_done(&r);
+                        return EXIT_ERROR_RESPONSE;
+                }
+                job = json_object_object_get(r.result, "job");
+                done = ctl_job_finished(job, &ok);
+                if (a->json) {
+                        const char *t = json_object_to_json_string_ext(job, JSON_C_TO_STRING_PLAIN);
+
+                        snprintf(line, sizeof line, "%s", t);
+                        if (strcmp(line, last) != 0)
+                                printf("%s\n", t);
+                } else {
+                        ctl_job_line(job, tty, line, sizeof line);
+                        if (tty)
+                                printf("\r\033[K%s%s", line, done ? "\n" : "");
+                        else if (strcmp(line, last) != 0)
+                                printf("%s\n", line);
+                }
+                fflush(stdout);
+                snprintf(last, sizeof last, "%s", line);
+                client_response_done(&r);
+                if (done)
+                        return ok ? EXIT_OK : EXIT_ERROR_RESPONSE;
+                (void) nanosleep(&pause, NULL);
+        }
 }
 
 /* Output that could not be written is an error: a full disk must not pass
@@ -210,7 +271,7 @@ int main(int argc, char *argv[]) {
                 break;
         case CTL_MODE_RUN:
         default:
-                ret = run(&a);
+                ret = a.command == CTL_CMD_JOB_WATCH ? watch(&a) : run(&a);
                 break;
         }
         ctl_args_done(&a);

@@ -23,6 +23,7 @@ static const struct {
         { "ping",     CTL_CMD_PING,     "agent.ping" },
         { "version",  CTL_CMD_VERSION,  "agent.version" },
         { "health",   CTL_CMD_HEALTH,   "agent.health" },
+        { "job",      CTL_CMD_JOB_WATCH, "backup.job.get" },
 };
 
 const char *ctl_command_action(ctl_command c) {
@@ -254,6 +255,16 @@ static int parse_command_args(ctl_args *a, const char *name, int n, char *const 
                         return jb_err_set(err, JB_E_INVALID_REQUEST, "call: ACTION is not valid UTF-8");
                 a->action = words[0];
                 return ctl_params_from_words(n - 1, words + 1, &a->params, err);
+
+        case CTL_CMD_JOB_WATCH:
+                if (n != 2 || !streq(words[0], "watch"))
+                        return jb_err_set(err, JB_E_INVALID_REQUEST, "job: usage: job watch JOB_ID");
+                if (words[1][0] == '\0' || !utf8_valid(words[1]))
+                        return jb_err_set(err, JB_E_INVALID_REQUEST, "job watch: JOB_ID is empty or not UTF-8");
+                a->params = json_object_new_object();
+                if (!a->params || add_member(a->params, "job_id", json_object_new_string(words[1])) < 0)
+                        return jb_err_set(err, JB_E_INTERNAL, "out of memory");
+                return 0;
 
         case CTL_CMD_DESCRIBE:
                 if (n > 1)

@@ -45,6 +45,7 @@ typedef enum ctl_command {
         CTL_CMD_PING,
         CTL_CMD_VERSION,
         CTL_CMD_HEALTH,
+        CTL_CMD_JOB_WATCH,      /* job watch JOB_ID: backup.job.get until the job ends */
 } ctl_command;
 
 typedef struct ctl_args {

@@ -367,12 +367,13 @@ static int drain(int *fd, capture *c, const jb_spawn_io *io) {
  * after the grace period. */
 static void send_term(run *r) {
         uint64_t grace = r->io->cancel_grace_ms ? r->io->cancel_grace_ms : JB_SPAWN_CANCEL_GRACE_MS;
+        int sig = r->io->cancel_signal > 0 && r->io->cancel_signal < NSIG ? r->io->cancel_signal : SIGTERM;
 
-        (void) kill(-r->pid, SIGTERM);
+        (void) kill(-r->pid, sig);
         if (r->pidfd >= 0)
-                (void) pidfd_send_signal(r->pidfd, SIGTERM, NULL, 0);
+                (void) pidfd_send_signal(r->pidfd, sig, NULL, 0);
         else
-                (void) kill(r->pid, SIGTERM);
+                (void) kill(r->pid, sig);
         r->term_sent = true;
         r->io->cancelled = true;
         r->kill_at = now_ms() + grace;

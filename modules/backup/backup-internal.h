@@ -98,7 +98,7 @@ json_object *backup_job_stage_begin(backup_job *j, const char *name);
 /* state: succeeded, partial, failed, cancelled or skipped; err (when set)
  * becomes the stage's error. Writes the record. */
 void backup_job_stage_end(backup_job *j, json_object *stage, const char *state, const jb_err *err);
-/* Replaces the record's progress (taking `progress`); written at most once
+/* Replaces the record's progress (taking `progress`); written at most twice
  * a second. */
 void backup_job_progress(backup_job *j, json_object *progress);
 /* True once backup.job.cancel asked the runner to stop: begin no more

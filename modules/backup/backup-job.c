@@ -12,7 +12,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/pidfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +95,8 @@ static long long stat_field(const char *pid, int field) {
         if (!p)
                 return -1;
         p++;
+        if (field == 3)         /* the state, a letter */
+                return p[0] == ' ' && p[1] ? (long long) (unsigned char) p[1] : -1;
         for (int f = 3; f < field && p; f++)
                 p = strchr(p + 1, ' ');
         if (!p || sscanf(p, " %lld", &v) != 1)
@@ -100,10 +104,14 @@ static long long stat_field(const char *pid, int field) {
         return v;
 }
 
+/* A zombie counts as gone: it does no more work, and nothing may reap it
+ * soon (a runner's parent is whatever adopted it). */
 long long backup_pid_start(pid_t pid) {
         char b[16];
 
         snprintf(b, sizeof b, "%d", (int) pid);
+        if (stat_field(b, 3) == 'Z' || stat_field(b, 3) == 'X')
+                return -1;
         return stat_field(b, 22);
 }
 
@@ -129,10 +137,17 @@ static bool unfinished(json_object *rec) {
 
 /* What a dead runner left running: restic (or a dump) still in the runner's
  * session, started after the runner. Killed, so no snapshot appears later
- * for a job already reported interrupted. */
+ * for a job already reported interrupted, and waited for (a little), so
+ * that its lock is stale when restic unlock looks. */
+#define SWEEP_MAX 64
+#define SWEEP_WAIT_MS 5000
+
 static void sweep_session(json_object *rec) {
         json_object *sid, *start;
         struct dirent *de;
+        int fds[SWEEP_MAX];
+        pid_t pids[SWEEP_MAX];
+        size_t n = 0;
         DIR *d;
 
         if (!json_object_object_get_ex(rec, "sid", &sid) || !json_object_object_get_ex(rec, "pid_start", &start) ||
@@ -141,14 +156,36 @@ static void sweep_session(json_object *rec) {
         d = opendir("/proc");
         if (!d)
                 return;
-        while ((de = readdir(d))) {
+        while ((de = readdir(d)) && n < SWEEP_MAX) {
+                int fd;
+
                 if (de->d_name[0] < '1' || de->d_name[0] > '9')
                         continue;
+                fd = pidfd_open((pid_t) atoi(de->d_name), 0);
+                if (fd < 0)
+                        continue;
+                /* Checked after the pidfd exists: the pid cannot change hands now. */
                 if (stat_field(de->d_name, 6) == json_object_get_int64(sid) &&
-                    stat_field(de->d_name, 22) >= json_object_get_int64(start))
-                        (void) kill((pid_t) atoi(de->d_name), SIGKILL);
+                    stat_field(de->d_name, 22) >= json_object_get_int64(start) &&
+                    pidfd_send_signal(fd, SIGKILL, NULL, 0) == 0) {
+                        pids[n] = (pid_t) atoi(de->d_name);
+                        fds[n++] = fd;
+                }
+                else
+                        close(fd);
         }
         closedir(d);
+        /* Dead is not enough: restic unlock takes a zombie's lock for a live
+         * one, and the zombie lasts until whoever adopted it reaps it. */
+        for (size_t i = 0; i < n; i++) {
+                struct pollfd p = { .fd = fds[i], .events = POLLIN };
+                const struct timespec tick = { 0, 10 * 1000000L };
+
+                (void) poll(&p, 1, SWEEP_WAIT_MS);
+                for (int t = 0; t < SWEEP_WAIT_MS / 10 && kill(pids[i], 0) == 0; t++)
+                        (void) nanosleep(&tick, NULL);
+                close(fds[i]);
+        }
 }
 
 /* restic unlock removes the locks of processes that no longer exist on
@@ -185,8 +222,20 @@ static int parse_record(int fd, const char *name, json_object **ret, jb_err *err
         char *text = NULL;
         json_object *rec;
 
-        if (jb_fs_read(fd, name, RECORD_MAX, &text, NULL, err) < 0)
-                return -1;
+        /* jb_fs_read refuses a file replaced between its stat and its open
+         * (CONFLICT); a runner replaces its record every second, so a reader
+         * may meet that: each try sees a whole record, or another. */
+        for (int tries = 0;; tries++) {
+                jb_err e = JB_ERR_INIT;
+
+                if (jb_fs_read(fd, name, RECORD_MAX, &text, NULL, &e) == 0)
+                        break;
+                if (tries == 8 || strcmp(e.code, jb_code_name(JB_E_CONFLICT)) != 0) {
+                        if (err)
+                                *err = e;
+                        return -1;
+                }
+        }
         rec = json_tokener_parse(text);
         free(text);
         if (!rec || !json_object_is_type(rec, json_type_object)) {

@@ -4,6 +4,7 @@
  * restic 0.14 answers most failures with exit status 1 and a fixed
  * sentence on stderr; those sentences are mapped to stable codes here. */
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,8 +14,8 @@
 #define ARGS_MAX 32
 
 /* restic 0.14 prints a status line 40-60 times a second with --json;
- * twice a second is plenty for a record written once a second. */
-#define PROGRESS_FPS "RESTIC_PROGRESS_FPS=2"
+ * four times a second is plenty for a record written twice a second. */
+#define PROGRESS_FPS "RESTIC_PROGRESS_FPS=4"
 
 static int restic_run(const backup_cfg *c, const backup_dest *d, const char *const *args, uint64_t timeout_ms,
                       jb_spawn_io *io, jb_spawn_result *r, jb_err *err) {
@@ -129,7 +130,7 @@ const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char 
                                 json_object *stage, jb_err *err) {
         watch w = { .job = j, .stage = stage };
         jb_spawn_io io = { .stdin_fd = stdin_fd, .on_stdout_line = on_line, .line_arg = &w,
-                           .cancel_fd = j->cancel_fd };
+                           .cancel_fd = j->cancel_fd, .cancel_signal = SIGINT };
         jb_spawn_result r;
         const char *state;
 

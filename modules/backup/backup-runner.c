@@ -29,7 +29,7 @@
 #include "backup-internal.h"
 
 /* Progress is written to the record at most this often. */
-#define PROGRESS_WRITE_MS 1000
+#define PROGRESS_WRITE_MS 500
 
 static int cancel_w = -1;       /* the runner's cancel pipe, write end */
 

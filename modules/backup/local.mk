@@ -28,7 +28,8 @@ dist_backuphat_DATA = apparmor/jabali-agent.d/backup
 # tests/golden (a directory) is distributed by Makefile.am already.
 EXTRA_DIST += \
 	modules/backup/README.md \
-	tests/integration/test_backup.py
+	tests/integration/test_backup.py \
+	tests/integration/test_backup_jobs.py
 
 # Runs against Debian's restic when installed (tools/deps: restic).
-TESTS += tests/integration/test_backup.py
+TESTS += tests/integration/test_backup.py tests/integration/test_backup_jobs.py

@@ -611,6 +611,19 @@ static void test_io_cancel(void **st) {
         close(c[0]);
         close(c[1]);
 
+        /* Another first signal, for programs that clean up on SIGINT only. */
+        const char *const on_int[] = { "/bin/sh", "-c", "trap 'exit 5' INT; echo ready; while :; do sleep 0.05; done",
+                                       NULL };
+        assert_int_equal(pipe2(c, O_CLOEXEC), 0);
+        jb_spawn_io io6 = { .cancel_fd = c[0], .cancel_signal = SIGINT, .on_stdout_line = cancel_on_ready,
+                            .line_arg = &c[1] };
+        assert_int_equal(jb_spawn_run_io(&(jb_spawn_opts) { .argv = on_int, .timeout_ms = 20000 }, &io6, &r, &err), 0);
+        assert_true(io6.cancelled);
+        assert_int_equal(r.exit_code, 5);
+        jb_spawn_result_free(&r);
+        close(c[0]);
+        close(c[1]);
+
         /* Without a cancel: runs to its end. */
         const char *const t[] = { "/bin/true", NULL };
         jb_spawn_io io3 = { .cancel_fd = 0 };

@@ -140,11 +140,14 @@ typedef struct jb_spawn_io {
         void (*on_stdout_line)(const char *line, size_t len, void *arg);
         void *line_arg;
         /* A descriptor (above 2) the caller makes readable to stop the
-         * program: its process group gets SIGTERM, and SIGKILL after
+         * program: its process group gets SIGTERM (or cancel_signal), and SIGKILL after
          * cancel_grace_ms (0 = JB_SPAWN_CANCEL_GRACE_MS) if it is still
          * there. Borrowed; never read. 0 = none. */
         int cancel_fd;
         uint64_t cancel_grace_ms;
+        /* The signal sent first instead of SIGTERM (0 = SIGTERM); restic,
+         * for one, cleans up its lock on SIGINT only. */
+        int cancel_signal;
         /* Out: SIGTERM was sent because cancel_fd became readable. */
         bool cancelled;
 } jb_spawn_io;
