@@ -192,18 +192,24 @@ static pid_t start_runner(const backup_cfg *c, const backup_dest *d, json_object
 }
 
 int backup_run(jb_call *call) {
+        return backup_run_job(call, jb_call_params(call));
+}
+
+/* backup.run's work on `params` (validated against its schema), shared
+ * with backup.schedule.run, whose params come from a stored schedule. */
+int backup_run_job(jb_call *call, json_object *params) {
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
         backup_dest d;
         char id[BACKUP_JOB_ID_LEN + 1];
-        const char *user = jb_param_str(call, "user", "");
-        json_object *dest = NULL, *rec, *res = jb_call_result(call);
+        json_object *dest = NULL, *rec, *res = jb_call_result(call), *u = NULL;
+        const char *user = json_object_object_get_ex(params, "user", &u) ? json_object_get_string(u) : "";
         struct passwd *pw;
         pid_t g;
         int go = -1;
 
         backup_cfg_from_settings(jb_call_settings(call), &c);
-        json_object_object_get_ex(jb_call_params(call), "destination", &dest);
+        json_object_object_get_ex(params, "destination", &dest);
         if (backup_dest_from_params(&c, dest, &d, &err) < 0)
                 return jb_call_fail_err(call, &err);
         pw = getpwnam(user);

@@ -123,8 +123,11 @@ def initialised(e, name):
 @test
 def golden_contract():
     actions = expect_golden(env().agent, "backup")
-    assert sorted(a["name"] for a in actions) == ["backup.destination.test", "backup.job.get", "backup.job.list",
-                                                   "backup.run", "backup.snapshots.list"]
+    assert sorted(a["name"] for a in actions) == ["backup.check", "backup.destination.test", "backup.forget",
+                                                   "backup.job.get", "backup.job.list", "backup.run",
+                                                   "backup.schedule.delete", "backup.schedule.list",
+                                                   "backup.schedule.run", "backup.schedule.write",
+                                                   "backup.snapshots.list"]
 
 
 @test
