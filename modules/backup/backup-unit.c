@@ -134,7 +134,8 @@ backup_unit_owner backup_unit_owner_of(const char *text, size_t len, backup_unit
 
         if (!meta)
                 return BACKUP_UNIT_FOREIGN;
-        if (backup_unit_render(meta, kind, &again, &n, NULL) == 0 && n == len && memcmp(again, text, len) == 0)
+        if (backup_unit_render(meta, kind, &again, &n, NULL) == 0 && again && n == len &&
+            memcmp(again, text, len) == 0)
                 o = BACKUP_UNIT_OURS;
         free(again);
         json_object_put(meta);
