@@ -135,4 +135,40 @@ int backup_job_cancel(jb_call *call);
 int backup_destination_test(jb_call *call);
 int backup_snapshots_list(jb_call *call);
 
+/* ---- forget, check and schedules (backup-forget.c, backup-check.c,
+ * backup-schedule.c, backup-unit.c) ---- */
+
+#define BACKUP_E_DAMAGED "REPO_DAMAGED"                 /* restic check found errors in the repository */
+
+/* backup.run's params schema (backup.c): a schedule's job is validated
+ * against it when written and again when run. */
+extern const jb_param *const backup_run_schema;
+
+/* Schedule units. The meta object (the stamp on the first line of both
+ * units) holds everything they are rendered from, so a unit can be
+ * rendered again from its own first line: a unit that differs from that
+ * was changed by hand. */
+#define BACKUP_UNIT_HEADER "# jabali-backup: "
+#define BACKUP_UNIT_PREFIX "jabali-backup-"
+#define BACKUP_UNIT_MAX (16u << 10)
+typedef enum backup_unit_kind { BACKUP_UNIT_SERVICE, BACKUP_UNIT_TIMER } backup_unit_kind;
+typedef enum backup_unit_owner { BACKUP_UNIT_FOREIGN, BACKUP_UNIT_EDITED, BACKUP_UNIT_OURS } backup_unit_owner;
+json_object *backup_unit_meta(const char *schedule_id, const char *on_calendar, const char *agentctl,
+                              const char *agent_socket, int64_t randomized_delay_sec);
+int backup_unit_render(json_object *meta, backup_unit_kind kind, char **ret, size_t *ret_len, jb_err *err);
+backup_unit_owner backup_unit_owner_of(const char *text, size_t len, backup_unit_kind kind);
+/* What a calendar expression, an ExecStart path may hold in a unit file:
+ * no specifier (%), escape (\\), quote, blank at either end or control character. */
+bool backup_calendar_chars_ok(const char *s);
+bool backup_unit_path_ok(const char *s);
+
+int backup_schedule_check_settings(json_object *s, jb_err *err);
+
+int backup_forget(jb_call *call);
+int backup_check(jb_call *call);
+int backup_schedule_write(jb_call *call);
+int backup_schedule_delete(jb_call *call);
+int backup_schedule_run(jb_call *call);
+int backup_schedule_list(jb_call *call);
+
 #endif

@@ -67,6 +67,49 @@ static const jb_param run_params[] = {
         JB_P_END
 };
 
+/* backup.forget, backup.check and the schedules (backup-forget.c,
+ * backup-check.c, backup-schedule.c). */
+const jb_param *const backup_run_schema = run_params;
+
+static const jb_param tag_value[] = {
+        JB_P_STRLEN("value", JB_CHECK_TOKEN, 0, 1, 128, "the tag's value"),
+        JB_P_END
+};
+
+static const jb_param forget_params[] = {
+        DESTINATION_PARAM,
+        JB_P_INT("keep_last", JB_CHECK_NONE, 0, 1, 10000, "keep the n newest snapshots"),
+        JB_P_INT("keep_daily", JB_CHECK_NONE, 0, 1, 10000, "keep the newest snapshot of each of the last n days"),
+        JB_P_INT("keep_weekly", JB_CHECK_NONE, 0, 1, 10000, "the same per week"),
+        JB_P_INT("keep_monthly", JB_CHECK_NONE, 0, 1, 10000, "the same per month"),
+        JB_P_STRING("user", JB_CHECK_USERNAME, 0, "only the account's snapshots (tag user=<user>)"),
+        JB_P_MAP("tags", JB_CHECK_TOKEN, tag_value, 0, 0, 16,
+                 "only snapshots carrying every one of these key=value tags"),
+        JB_P_BOOL("prune", 0, "remove the data only forgotten snapshots used; default true"),
+        JB_P_END
+};
+
+static const jb_param check_params[] = {
+        DESTINATION_PARAM,
+        JB_P_STRLEN("read_data_subset", JB_CHECK_NONE, 0, 2, 13,
+                    "also read back this part of the data: n/t (the n-th of t groups) or N%"),
+        JB_P_END
+};
+
+static const jb_param schedule_write_params[] = {
+        JB_P_STRLEN("schedule_id", JB_CHECK_TOKEN, JB_REQUIRED, 1, 64,
+                    "names the schedule and its units (jabali-backup-<schedule_id>.timer)"),
+        JB_P_STRLEN("on_calendar", JB_CHECK_NONE, JB_REQUIRED, 1, 256,
+                    "when, as systemd's OnCalendar= takes it (systemd.time(7))"),
+        JB_P_OBJECT("job", run_params, JB_REQUIRED, "what to back up: backup.run's params"),
+        JB_P_END
+};
+
+static const jb_param schedule_id_params[] = {
+        JB_P_STRLEN("schedule_id", JB_CHECK_TOKEN, JB_REQUIRED, 1, 64, "what backup.schedule.write was given"),
+        JB_P_END
+};
+
 static const jb_param job_params[] = {
         JB_P_STRLEN("job_id", JB_CHECK_TOKEN, JB_REQUIRED, 32, 32, "what backup.run answered"),
         JB_P_END
@@ -84,6 +127,16 @@ static const jb_param settings[] = {
         PATH_SETTING("lock_dir", "where the module's locks live; default /run/jabali-agent/locks"),
         PATH_SETTING("cache_dir", "restic's cache; default /var/cache/jabali/restic"),
         PATH_SETTING("local_root", "local repositories lie beneath it; default /var/backups/jabali"),
+        PATH_SETTING("units_dir", "where schedule timers and services go; default /etc/systemd/system"),
+        PATH_SETTING("schedules_dir", "the schedules' jobs; default /var/lib/jabali/backup/schedules"),
+        JB_P_STRLEN("systemctl", JB_CHECK_NONE, 0, 0, 1024,
+                    "told of changed schedule units; empty: systemd is not told; default /usr/bin/systemctl"),
+        PATH_SETTING("systemd_analyze", "checks calendar expressions; default /usr/bin/systemd-analyze"),
+        PATH_SETTING("agentctl", "what a schedule's service runs; default /usr/bin/jabali-agentctl"),
+        JB_P_STRLEN("agent_socket", JB_CHECK_NONE, 0, 0, 107,
+                    "the agent's socket for that agentctl; empty: agentctl's default"),
+        JB_P_INT("randomized_delay_sec", JB_CHECK_NONE, 0, 0, 86400,
+                 "RandomizedDelaySec= of schedule timers; default 600"),
         JB_P_END
 };
 
@@ -103,12 +156,13 @@ static int init(json_object *s, jb_err *err) {
                 if (p[0] != '/' || !jb_valid_rel_path(p + 1, n - 1, NULL))
                         return jb_err_set(err, JB_E_CONFIG_INVALID, "%s must be a clean absolute path", paths[i]);
         }
-        return 0;
+        return backup_schedule_check_settings(s, err);
 }
 
 /* ---- actions ---- */
 
 static const char *const errors[] = { BACKUP_E_WRONG_PASSWORD, BACKUP_E_LOCKED, NULL };
+static const char *const check_errors[] = { BACKUP_E_WRONG_PASSWORD, BACKUP_E_LOCKED, BACKUP_E_DAMAGED, NULL };
 
 static const jb_action actions[] = {
         { .name = "backup.destination.test", .handler = backup_destination_test, .params = destination_test_params,
@@ -127,6 +181,24 @@ static const jb_action actions[] = {
         { .name = "backup.job.cancel", .handler = backup_job_cancel, .params = job_params,
           .summary = "stop a queued or running job: restic stops, no snapshot stays; answers the state",
           .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 30000 },
+        { .name = "backup.forget", .handler = backup_forget, .params = forget_params,
+          .summary = "forget the snapshots a keep policy drops (restic forget), then prune their data",
+          .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 300000, .errors = errors },
+        { .name = "backup.check", .handler = backup_check, .params = check_params,
+          .summary = "check a repository's integrity (restic check), reading back part of the data if asked",
+          .timeout_ms = 300000, .errors = check_errors },
+        { .name = "backup.schedule.write", .handler = backup_schedule_write, .params = schedule_write_params,
+          .summary = "create or converge a schedule: a systemd timer and service that run its backup job",
+          .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 60000, .lock = "schedule_id" },
+        { .name = "backup.schedule.delete", .handler = backup_schedule_delete, .params = schedule_id_params,
+          .summary = "stop and remove a schedule's timer, service and job",
+          .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 60000, .lock = "schedule_id" },
+        { .name = "backup.schedule.run", .handler = backup_schedule_run, .params = schedule_id_params,
+          .summary = "start a schedule's backup job now, as backup.run would (what its service calls)",
+          .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 30000, .lock = "schedule_id",
+          .errors = errors },
+        { .name = "backup.schedule.list", .handler = backup_schedule_list, .params = NULL,
+          .summary = "every schedule with its calendar and job", .timeout_ms = 30000 },
         { .name = NULL }
 };
 

@@ -13,7 +13,11 @@ modules_backup_backup_la_SOURCES = \
 	modules/backup/backup-run.c \
 	modules/backup/backup-runner.c \
 	modules/backup/backup-view.c \
-	modules/backup/backup-cancel.c
+	modules/backup/backup-cancel.c \
+	modules/backup/backup-forget.c \
+	modules/backup/backup-check.c \
+	modules/backup/backup-schedule.c \
+	modules/backup/backup-unit.c
 modules_backup_backup_la_LIBADD = libjabali.la $(JSONC_LIBS)
 modules_backup_backup_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -no-undefined \
 	-export-symbols-regex '^jabali_module$$'
@@ -29,7 +33,19 @@ dist_backuphat_DATA = apparmor/jabali-agent.d/backup
 EXTRA_DIST += \
 	modules/backup/README.md \
 	tests/integration/test_backup.py \
-	tests/integration/test_backup_jobs.py
+	tests/integration/test_backup_jobs.py \
+	tests/integration/test_backup_maint.py \
+	tests/integration/test_backup_schedule.py
 
 # Runs against Debian's restic when installed (tools/deps: restic).
 TESTS += tests/integration/test_backup.py tests/integration/test_backup_jobs.py
+TESTS += tests/integration/test_backup_maint.py tests/integration/test_backup_schedule.py
+
+# The schedule units' renderer (TEST_CFLAGS and TEST_LIBS come from Makefile.am).
+check_PROGRAMS += tests/unit/test-backup-unit
+TESTS += tests/unit/test-backup-unit
+tests_unit_test_backup_unit_SOURCES = tests/unit/test-backup-unit.c modules/backup/backup-internal.h \
+	modules/backup/backup-unit.c
+tests_unit_test_backup_unit_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/modules/backup
+tests_unit_test_backup_unit_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_backup_unit_LDADD = $(TEST_LIBS)

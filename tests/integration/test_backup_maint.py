@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""backup.forget and backup.check against Debian's restic.
+
+Snapshots are made with restic itself (its own password file), tagged the
+way the module tags them; every outcome is read back from restic (which
+snapshots remain, how many blobs the repository holds), not taken from the
+module's answer alone. A damaged repository is made by overwriting bytes
+in the middle of its pack files.
+
+Needs root and restic (tools/deps test); without them the test reports a
+single skipped case (TAP SKIP), never a failure.
+"""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import agenttest  # noqa: E402
+import test_backup  # noqa: E402
+from agenttest import expect_error, expect_ok, run, test  # noqa: E402
+from test_backup import RESTIC, initialised  # noqa: E402
+
+# Importing test_backup registered its cases with the shared runner: this
+# program runs only its own.
+del agenttest._tests[:]
+
+ENV = None
+
+
+def env():
+    global ENV
+    if ENV is None:
+        ENV = test_backup.Env()
+    return ENV
+
+
+def snapshot(e, repo, data, *tags):
+    """One snapshot of `data` (its content changed first, so every snapshot
+    has data of its own for prune to drop); returns its full id."""
+    with open(os.path.join(data, "f"), "a") as f:
+        f.write(os.urandom(4000).hex())
+    args = ["backup", "--json", "--host", "h"]
+    for t in tags:
+        args += ["--tag", t]
+    b = e.restic(repo, *(args + [data]))
+    assert b.returncode == 0, b.stderr
+    short = json.loads(b.stdout.strip().splitlines()[-1])["snapshot_id"]
+    return next(s["id"] for s in snapshots(e, repo) if s["short_id"] == short)
+
+
+def snapshots(e, repo):
+    r = e.restic(repo, "snapshots", "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def blob_count(e, repo):
+    r = e.restic(repo, "list", "blobs")
+    assert r.returncode == 0, r.stderr
+    return len(r.stdout.splitlines())
+
+
+def data_dir(e, name):
+    d = os.path.join(e.t, "data-" + name)
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+@test
+def forget_needs_a_policy_within_bounds():
+    e = env()
+    d = e.dest("m0")
+    for bad in ({}, {"keep_last": 0}, {"keep_daily": 10001}, {"keep_last": -1}, {"keep_weekly": "2"},
+                {"keep_last": 1, "tags": {"a,b": "c"}}, {"keep_last": 1, "tags": {"k": "x=y"}},
+                {"keep_last": 1, "tags": {"k": ""}}, {"keep_last": 1, "user": "Bad,User"},
+                {"keep_last": 1, "prune": "yes"}, {"keep_yearly": 1}):
+        params = dict(bad, destination=d)
+        expect_error(e.call("backup.forget", params), "INVALID_PARAMS")
+    # The refusals came before restic: no repository was touched or made.
+    assert not os.path.exists(d["location"])
+    expect_error(e.call("backup.forget", {"destination": d, "keep_last": 1}), "NOT_FOUND")
+
+
+@test
+def forget_keeps_what_the_policy_says_per_account():
+    e = env()
+    initialised(e, "m1")
+    repo = os.path.join(e.local_root, "m1")
+    alice = [snapshot(e, repo, data_dir(e, "a"), "user=alice") for _ in range(3)]
+    bob = [snapshot(e, repo, data_dir(e, "b"), "user=bob") for _ in range(2)]
+    d = e.dest("m1")
+    blobs = blob_count(e, repo)
+
+    dry = expect_ok(e.call("backup.forget", {"destination": d, "user": "alice", "keep_last": 1}, dry_run=True))
+    assert dry["changed"] is True and dry["pruned"] is False, dry
+    assert sorted(s["id"] for s in dry["removed"]) == sorted(alice[:2]), dry
+    assert [s["id"] for s in dry["kept"]] == [alice[2]], dry
+    assert len(snapshots(e, repo)) == 5, "a dry run removed snapshots"
+
+    r = expect_ok(e.call("backup.forget", {"destination": d, "user": "alice", "keep_last": 1}))
+    assert r["changed"] is True and r["pruned"] is True, r
+    assert sorted(s["id"] for s in r["removed"]) == sorted(alice[:2]), r
+    assert all(s["tags"] == ["user=alice"] for s in r["removed"] + r["kept"]), r
+    left = snapshots(e, repo)
+    assert sorted(s["id"] for s in left) == sorted([alice[2]] + bob), left
+    # Prune ran: the data only the forgotten snapshots used is gone.
+    assert blob_count(e, repo) < blobs
+    assert e.restic(repo, "check").returncode == 0
+
+    again = expect_ok(e.call("backup.forget", {"destination": d, "user": "alice", "keep_last": 1}))
+    assert again["changed"] is False and again["removed"] == [] and again["pruned"] is False, again
+    assert len(snapshots(e, repo)) == 3
+
+
+@test
+def forget_narrows_by_tags_and_can_skip_prune():
+    e = env()
+    initialised(e, "m2")
+    repo = os.path.join(e.local_root, "m2")
+    data = data_dir(e, "c")
+    db = [snapshot(e, repo, data, "user=carol", "kind=db") for _ in range(3)]
+    files = [snapshot(e, repo, data, "user=carol", "kind=files") for _ in range(2)]
+    other = snapshot(e, repo, data, "user=dave", "kind=db")
+    blobs = blob_count(e, repo)
+    r = expect_ok(e.call("backup.forget", {"destination": e.dest("m2"), "user": "carol", "tags": {"kind": "db"},
+                                           "keep_last": 2, "prune": False}))
+    assert [s["id"] for s in r["removed"]] == [db[0]] and r["pruned"] is False, r
+    assert sorted(s["id"] for s in snapshots(e, repo)) == sorted(db[1:] + files + [other])
+    assert blob_count(e, repo) == blobs, "prune ran although prune was false"
+    # Tags alone, across accounts: every snapshot tagged kind=db (policy per
+    # host and paths, restic's grouping).
+    r = expect_ok(e.call("backup.forget", {"destination": e.dest("m2"), "tags": {"kind": "db"}, "keep_last": 1}))
+    assert sorted(s["id"] for s in r["removed"]) == sorted(db[1:]), r
+    assert sorted(s["id"] for s in snapshots(e, repo)) == sorted(files + [other])
+
+
+def corrupt_packs(repo):
+    """Overwrites bytes in the middle of every pack file."""
+    n = 0
+    for top, _, names in os.walk(os.path.join(repo, "data")):
+        for name in names:
+            p = os.path.join(top, name)
+            size = os.path.getsize(p)
+            with open(p, "r+b") as f:
+                f.seek(size // 2)
+                f.write(b"\xde\xad\xbe\xef" * 4)
+            n += 1
+    assert n > 0, "no pack file to corrupt"
+
+
+@test
+def check_passes_a_sound_repository_and_refuses_bad_subsets():
+    e = env()
+    initialised(e, "m3")
+    repo = os.path.join(e.local_root, "m3")
+    snapshot(e, repo, data_dir(e, "d"), "user=erin")
+    d = e.dest("m3")
+    r = expect_ok(e.call("backup.check", {"destination": d}))
+    assert r["ok"] is True and r["findings"] == [] and r["changed"] is False, r
+    for subset in ("1/2", "2/2", "100%", "1%"):
+        r = expect_ok(e.call("backup.check", {"destination": d, "read_data_subset": subset}))
+        assert r["ok"] is True and r["read_data_subset"] == subset, r
+    for bad in ("0/2", "3/2", "1/0", "2", "50", "0%", "101%", "-1%", "1/2/3", "01/2", "1.5%", "a/b", "1 /2",
+                "1/100001"):
+        expect_error(e.call("backup.check", {"destination": d, "read_data_subset": bad}), "INVALID_PARAMS")
+    expect_error(e.call("backup.check", {"destination": e.dest("m3", ref="other-pw")}), "REPO_WRONG_PASSWORD")
+    expect_error(e.call("backup.check", {"destination": e.dest("nothing-here")}), "NOT_FOUND")
+
+
+@test
+def check_finds_a_damaged_repository():
+    e = env()
+    initialised(e, "m4")
+    repo = os.path.join(e.local_root, "m4")
+    snapshot(e, repo, data_dir(e, "e"), "user=finn")
+    corrupt_packs(repo)
+    # restic itself agrees that the repository is damaged.
+    assert e.restic(repo, "check", "--read-data").returncode == 1
+    d = e.dest("m4")
+    for params in ({"destination": d}, {"destination": d, "read_data_subset": "100%"}):
+        resp = expect_error(e.call("backup.check", params), "REPO_DAMAGED")
+        assert "restic check found errors" in resp["error"], resp
+    # No stale lock left behind: restic still opens the repository.
+    assert os.listdir(os.path.join(repo, "locks")) == []
+
+
+def main():
+    if os.geteuid() != 0 or not os.access(RESTIC, os.X_OK):
+        print("ok 1 - backup forget and check # SKIP needs root and restic (tools/deps test)")
+        print("1..1")
+        return
+    try:
+        run()
+    finally:
+        if ENV is not None:
+            ENV.close()
+
+
+if __name__ == "__main__":
+    main()
