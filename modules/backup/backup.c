@@ -71,11 +71,6 @@ static const jb_param run_params[] = {
  * backup-check.c, backup-schedule.c). */
 const jb_param *const backup_run_schema = run_params;
 
-static const jb_param tag_value[] = {
-        JB_P_STRLEN("value", JB_CHECK_TOKEN, 0, 1, 128, "the tag's value"),
-        JB_P_END
-};
-
 static const jb_param forget_params[] = {
         DESTINATION_PARAM,
         JB_P_INT("keep_last", JB_CHECK_NONE, 0, 1, 10000, "keep the n newest snapshots"),
