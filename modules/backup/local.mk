@@ -29,3 +29,12 @@ EXTRA_DIST += \
 
 # Runs against Debian's restic when installed (tools/deps: restic).
 TESTS += tests/integration/test_backup.py
+
+# Remote destinations (sftp, rest) and the write probe of destination.test;
+# the sftp test runs a foreground sshd, the rest test `rclone serve restic`
+# (tools/deps: openssh-server, rclone).
+modules_backup_backup_la_SOURCES += \
+	modules/backup/backup-remote.c \
+	modules/backup/backup-probe.c
+EXTRA_DIST += tests/integration/test_backup_remote.py
+TESTS += tests/integration/test_backup_remote.py
