@@ -68,7 +68,7 @@ typedef struct backup_dest {
  * a location it does not accept. */
 int backup_remote_from_params(const backup_cfg *c, backup_dest *d, const char *credentials_ref, jb_err *err);
 /* Removes the REST credentials (and any URL userinfo) from restic's
- * output in place; every restic run goes through it. */
+ * stderr in place; every restic run goes through it. */
 void backup_remote_scrub(const backup_dest *d, jb_spawn_result *r);
 /* Maps what restic (or ssh beneath it) says about the connection:
  * DEST_UNREACHABLE, DEST_AUTH_FAILED, DEST_READ_ONLY, NOT_FOUND of a

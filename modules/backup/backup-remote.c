@@ -377,11 +377,12 @@ static void cut_userinfo(char *s, size_t *len) {
         }
 }
 
+/* Only stderr, where restic's errors go and what messages are made of:
+ * stdout is data (JSON, `dump` output) and is never altered; restic masks
+ * the password itself in what it prints there (init). */
 void backup_remote_scrub(const backup_dest *d, jb_spawn_result *r) {
         char enc[BACKUP_CRED_MAX * 3];
 
-        if (r->stdout_data)
-                cut_userinfo(r->stdout_data, &r->stdout_len);
         if (!r->stderr_data)
                 return;
         if (d->scrub[0]) {
