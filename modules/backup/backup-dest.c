@@ -2,8 +2,10 @@
 /* Destinations: where a repository lives and how to open it, as a request
  * gives it ({kind, location, password_ref, credentials_ref}), and
  * backup.destination.test, which opens the repository (and creates it
- * when asked) so that a bad password, a missing repository or a stale lock
- * is found before a backup depends on it. */
+ * when asked) and writes and reads back a probe, so that a bad password,
+ * a missing repository, a stale lock, an unreachable server or a
+ * destination that takes no writes is found before a backup depends on
+ * it. */
 
 #include <stdio.h>
 #include <string.h>
@@ -32,17 +34,23 @@ static const char *member(json_object *o, const char *name) {
 }
 
 int backup_dest_from_params(const backup_cfg *c, json_object *dest, backup_dest *d, jb_err *err) {
-        const char *ref;
+        const char *ref, *cref;
 
         memset(d, 0, sizeof *d);
         d->kind = member(dest, "kind");
         d->location = member(dest, "location");
         ref = member(dest, "password_ref");
+        cref = member(dest, "credentials_ref");
         if (!d->kind || !d->location || !ref)
                 return jb_err_set(err, JB_E_INVALID_PARAMS, "destination needs kind, location and password_ref");
-        if (strcmp(d->kind, "local") != 0)
-                return jb_err_set(err, JB_E_INVALID_PARAMS, "destination.kind %s is not supported", d->kind);
-        if (check_local(c, d->location, err) < 0)
+        if (strcmp(d->kind, "local") == 0) {
+                if (cref)
+                        return jb_err_set(err, JB_E_INVALID_PARAMS, "a local destination takes no credentials_ref");
+                if (check_local(c, d->location, err) < 0)
+                        return -1;
+                if ((size_t) snprintf(d->repository, sizeof d->repository, "%s", d->location) >= sizeof d->repository)
+                        return jb_err_set(err, JB_E_INVALID_PARAMS, "destination.location is too long");
+        } else if (backup_remote_from_params(c, d, cref, err) < 0)
                 return -1;
         return backup_secret_path(c, ref, d->password_file, sizeof d->password_file, err);
 }
@@ -116,6 +124,12 @@ int backup_destination_test(jb_call *call) {
         }
         if (!created)
                 json_object_object_add(res, "created", json_object_new_boolean(false));
+        /* A dry run writes nothing, not even the probe. */
+        if (!jb_call_dry_run(call) && backup_probe(call, &c, &d, &err) < 0) {
+                json_object_put(conf);
+                return jb_call_fail_err(call, &err);
+        }
+        json_object_object_add(res, "write_checked", json_object_new_boolean(!jb_call_dry_run(call)));
         if (json_object_object_get_ex(conf, "id", &v))
                 add_str(res, "repository_id", json_object_get_string(v));
         if (json_object_object_get_ex(conf, "version", &v))

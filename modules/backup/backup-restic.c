@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backup-internal.h"
 
@@ -17,34 +18,56 @@
  * four times a second is plenty for a record written twice a second. */
 #define PROGRESS_FPS "RESTIC_PROGRESS_FPS=4"
 
-static int restic_run(const backup_cfg *c, const backup_dest *d, const char *const *args, uint64_t timeout_ms,
-                      jb_spawn_io *io, jb_spawn_result *r, jb_err *err) {
-        char repo[PATH_MAX + 32], pw[PATH_MAX + 32], cache[PATH_MAX + 32];
-        const char *argv[ARGS_MAX + 2], *env[] = { repo, pw, cache, PROGRESS_FPS, NULL };
-        size_t n = 0;
-        jb_spawn_opts o = { .argv = argv, .env = env, .timeout_ms = timeout_ms, .max_output = BACKUP_OUTPUT_MAX };
+static int restic_run(const backup_cfg *c, const backup_dest *d, const char *const *args, const void *in,
+                      size_t len, uint64_t timeout_ms, jb_spawn_io *io, jb_spawn_result *r, jb_err *err) {
+        char repo[BACKUP_REPO_MAX + 32], pw[PATH_MAX + 32], cache[PATH_MAX + 32];
+        const char *argv[ARGS_MAX + 4], *env[] = { repo, pw, cache, PROGRESS_FPS, NULL };
+        size_t n = 0, i = 0;
+        jb_spawn_opts o = { .argv = argv, .env = env, .timeout_ms = timeout_ms, .max_output = BACKUP_OUTPUT_MAX,
+                            .stdin_data = in, .stdin_len = len };
+        int ret;
 
         argv[n++] = c->restic;
-        for (; args[n - 1]; n++) {
-                if (n > ARGS_MAX)
+        if (d->option[0]) {
+                argv[n++] = "-o";
+                argv[n++] = d->option;
+        }
+        for (; args[i]; i++) {
+                if (i >= ARGS_MAX) {
+                        if (io && io->stdin_fd > 2)
+                                close(io->stdin_fd);
                         return jb_err_set(err, JB_E_INTERNAL, "too many restic arguments");
-                argv[n] = args[n - 1];
+                }
+                argv[n++] = args[i];
         }
         argv[n] = NULL;
-        if ((size_t) snprintf(repo, sizeof repo, "RESTIC_REPOSITORY=%s", d->location) >= sizeof repo ||
+        if ((size_t) snprintf(repo, sizeof repo, "RESTIC_REPOSITORY=%s", d->repository) >= sizeof repo ||
             (size_t) snprintf(pw, sizeof pw, "RESTIC_PASSWORD_FILE=%s", d->password_file) >= sizeof pw ||
-            (size_t) snprintf(cache, sizeof cache, "RESTIC_CACHE_DIR=%s", c->cache_dir) >= sizeof cache)
+            (size_t) snprintf(cache, sizeof cache, "RESTIC_CACHE_DIR=%s", c->cache_dir) >= sizeof cache) {
+                explicit_bzero(repo, sizeof repo);
+                if (io && io->stdin_fd > 2)
+                        close(io->stdin_fd);
                 return jb_err_set(err, JB_E_INVALID_PARAMS, "a restic path is too long");
+        }
         if (io) {
                 o.max_output = 1u << 20;        /* the longest line kept */
-                return jb_spawn_run_io(&o, io, r, err);
-        }
-        return jb_spawn_run(&o, r, err);
+                ret = jb_spawn_run_io(&o, io, r, err);
+        } else
+                ret = jb_spawn_run(&o, r, err);
+        explicit_bzero(repo, sizeof repo);
+        if (ret == 0)
+                backup_remote_scrub(d, r);
+        return ret;
+}
+
+int backup_restic_run_input(const backup_cfg *c, const backup_dest *d, const char *const *args, const void *in,
+                            size_t len, uint64_t timeout_ms, jb_spawn_result *r, jb_err *err) {
+        return restic_run(c, d, args, in, len, timeout_ms, NULL, r, err);
 }
 
 int backup_restic_run(const backup_cfg *c, const backup_dest *d, const char *const *args, uint64_t timeout_ms,
                       jb_spawn_result *r, jb_err *err) {
-        return restic_run(c, d, args, timeout_ms, NULL, r, err);
+        return restic_run(c, d, args, NULL, 0, timeout_ms, NULL, r, err);
 }
 
 typedef struct watch {
@@ -134,7 +157,7 @@ const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char 
         jb_spawn_result r;
         const char *state;
 
-        if (restic_run(j->c, d, args, 0, &io, &r, err) < 0)
+        if (restic_run(j->c, d, args, NULL, 0, 0, &io, &r, err) < 0)
                 return "failed";
         json_object_object_add(stage, "exit_code", json_object_new_int(r.exit_code));
         if (io.cancelled) {
@@ -172,5 +195,7 @@ int backup_restic_err(const jb_spawn_result *r, jb_err *err) {
                                        "the repository is locked by another restic (restic unlock removes a stale lock)");
         if (strstr(e, "unable to open config file") && strstr(e, "no such file or directory"))
                 return jb_err_set(err, JB_E_NOT_FOUND, "there is no repository at the destination");
+        if (backup_remote_err(e, err) < 0)
+                return -1;
         return jb_spawn_result_to_err(r, err);
 }

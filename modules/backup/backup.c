@@ -19,18 +19,26 @@ void backup_cfg_from_settings(json_object *s, backup_cfg *c) {
         c->lock_dir = jb_settings_str(s, "lock_dir", "/run/jabali-agent/locks");
         c->cache_dir = jb_settings_str(s, "cache_dir", "/var/cache/jabali/restic");
         c->local_root = jb_settings_str(s, "local_root", "/var/backups/jabali");
+        c->ssh = jb_settings_str(s, "ssh", "/usr/bin/ssh");
 }
 
 /* ---- parameter schemas ---- */
 
-static const char *const kinds[] = { "local", NULL };
+static const char *const kinds[] = { "local", "sftp", "rest", NULL };
 
 static const jb_param destination_fields[] = {
-        JB_P_ENUM("kind", kinds, JB_REQUIRED, "where the repository lives: local (a directory beneath local_root)"),
+        JB_P_ENUM("kind", kinds, JB_REQUIRED,
+                  "where the repository lives: local (a directory beneath local_root), sftp (over ssh), "
+                  "rest (a restic REST server)"),
         JB_P_STRLEN("location", JB_CHECK_NONE, JB_REQUIRED, 2, 1024,
-                    "local: the repository's absolute path, beneath settings.local_root"),
+                    "local: the repository's absolute path, beneath settings.local_root; "
+                    "sftp: sftp://user@host:port/absolute/path; rest: rest:http(s)://host:port/path"),
         JB_P_STRLEN("password_ref", JB_CHECK_TOKEN, JB_REQUIRED, 1, 128,
                     "a root-only file of settings.secrets_dir holding the repository password"),
+        JB_P_STRLEN("credentials_ref", JB_CHECK_TOKEN, 0, 1, 128,
+                    "sftp (required): a root-only ssh private key of settings.secrets_dir, the server's "
+                    "host key pinned in <credentials_ref>.known_hosts beside it; rest (optional): a root-only "
+                    "file holding user:password"),
         JB_P_END
 };
 
@@ -132,12 +140,13 @@ static const jb_param settings[] = {
                     "the agent's socket for that agentctl; empty: agentctl's default"),
         JB_P_INT("randomized_delay_sec", JB_CHECK_NONE, 0, 0, 86400,
                  "RandomizedDelaySec= of schedule timers; default 600"),
+        PATH_SETTING("ssh", "the ssh client restic runs for sftp destinations; default /usr/bin/ssh"),
         JB_P_END
 };
 
 static int init(json_object *s, jb_err *err) {
         static const char *const paths[] = { "restic", "secrets_dir", "jobs_dir", "lock_dir", "cache_dir",
-                                             "local_root" };
+                                             "local_root", "ssh" };
         json_object *v;
 
         for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
@@ -156,12 +165,15 @@ static int init(json_object *s, jb_err *err) {
 
 /* ---- actions ---- */
 
-static const char *const errors[] = { BACKUP_E_WRONG_PASSWORD, BACKUP_E_LOCKED, NULL };
-static const char *const check_errors[] = { BACKUP_E_WRONG_PASSWORD, BACKUP_E_LOCKED, BACKUP_E_DAMAGED, NULL };
+static const char *const errors[] = { BACKUP_E_WRONG_PASSWORD, BACKUP_E_LOCKED, BACKUP_E_UNREACHABLE, BACKUP_E_AUTH,
+                                      BACKUP_E_READ_ONLY, NULL };
+static const char *const check_errors[] = { BACKUP_E_WRONG_PASSWORD, BACKUP_E_LOCKED, BACKUP_E_UNREACHABLE,
+                                            BACKUP_E_AUTH, BACKUP_E_READ_ONLY, BACKUP_E_DAMAGED, NULL };
 
 static const jb_action actions[] = {
         { .name = "backup.destination.test", .handler = backup_destination_test, .params = destination_test_params,
-          .summary = "open a destination's repository (create it with init): password, presence, locks",
+          .summary = "open a destination's repository (create it with init), write and read back a probe: "
+                     "reachability, password, presence, locks, writes",
           .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 120000, .errors = errors },
         { .name = "backup.snapshots.list", .handler = backup_snapshots_list, .params = snapshots_list_params,
           .summary = "an account's snapshots in a repository (tag user=<user>)", .timeout_ms = 120000,

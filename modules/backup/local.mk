@@ -49,3 +49,12 @@ tests_unit_test_backup_unit_SOURCES = tests/unit/test-backup-unit.c modules/back
 tests_unit_test_backup_unit_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/modules/backup
 tests_unit_test_backup_unit_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_backup_unit_LDADD = $(TEST_LIBS)
+
+# Remote destinations (sftp, rest) and the write probe of destination.test;
+# the sftp test runs a foreground sshd, the rest test `rclone serve restic`
+# (tools/deps: openssh-server, rclone).
+modules_backup_backup_la_SOURCES += \
+	modules/backup/backup-remote.c \
+	modules/backup/backup-probe.c
+EXTRA_DIST += tests/integration/test_backup_remote.py
+TESTS += tests/integration/test_backup_remote.py
