@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backup-internal.h"
 
@@ -15,6 +16,14 @@
 /* restic 0.14 prints a status line 40-60 times a second with --json;
  * twice a second is plenty for a record written once a second. */
 #define PROGRESS_FPS "RESTIC_PROGRESS_FPS=2"
+
+/* What jb_spawn_run_io would have closed, when it is not reached. */
+static void close_io(jb_spawn_io *io) {
+        if (io && io->stdin_fd > 0)
+                close(io->stdin_fd);
+        if (io && io->stdout_fd > 0)
+                close(io->stdout_fd);
+}
 
 static int restic_run(const backup_cfg *c, const backup_dest *d, const char *const *args, uint64_t timeout_ms,
                       jb_spawn_io *io, jb_spawn_result *r, jb_err *err) {
@@ -26,14 +35,14 @@ static int restic_run(const backup_cfg *c, const backup_dest *d, const char *con
         argv[n++] = c->restic;
         for (; args[n - 1]; n++) {
                 if (n > ARGS_MAX)
-                        return jb_err_set(err, JB_E_INTERNAL, "too many restic arguments");
+                        return close_io(io), jb_err_set(err, JB_E_INTERNAL, "too many restic arguments");
                 argv[n] = args[n - 1];
         }
         argv[n] = NULL;
         if ((size_t) snprintf(repo, sizeof repo, "RESTIC_REPOSITORY=%s", d->location) >= sizeof repo ||
             (size_t) snprintf(pw, sizeof pw, "RESTIC_PASSWORD_FILE=%s", d->password_file) >= sizeof pw ||
             (size_t) snprintf(cache, sizeof cache, "RESTIC_CACHE_DIR=%s", c->cache_dir) >= sizeof cache)
-                return jb_err_set(err, JB_E_INVALID_PARAMS, "a restic path is too long");
+                return close_io(io), jb_err_set(err, JB_E_INVALID_PARAMS, "a restic path is too long");
         if (io) {
                 o.max_output = 1u << 20;        /* the longest line kept */
                 return jb_spawn_run_io(&o, io, r, err);
@@ -123,6 +132,15 @@ static void forget_snapshot(const backup_cfg *c, const backup_dest *d, json_obje
                 jb_spawn_result_free(&r);
         }
         json_object_object_del(stage, "snapshot_id");
+}
+
+void backup_restic_forget(const backup_cfg *c, const backup_dest *d, json_object *stage) {
+        forget_snapshot(c, d, stage);
+}
+
+int backup_restic_run_io(const backup_cfg *c, const backup_dest *d, const char *const *args, jb_spawn_io *io,
+                         jb_spawn_result *r, jb_err *err) {
+        return restic_run(c, d, args, 0, io, r, err);
 }
 
 const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char *const *args, int stdin_fd,

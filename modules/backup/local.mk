@@ -13,8 +13,11 @@ modules_backup_backup_la_SOURCES = \
 	modules/backup/backup-run.c \
 	modules/backup/backup-runner.c \
 	modules/backup/backup-view.c \
-	modules/backup/backup-cancel.c
-modules_backup_backup_la_LIBADD = libjabali.la $(JSONC_LIBS)
+	modules/backup/backup-cancel.c \
+	modules/backup/backup-db.c \
+	modules/backup/backup-db-restore.c
+# The database stages run a producer on a second thread (backup-db.c).
+modules_backup_backup_la_LIBADD = libjabali.la $(JSONC_LIBS) -lpthread
 modules_backup_backup_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -no-undefined \
 	-export-symbols-regex '^jabali_module$$'
 
@@ -28,7 +31,10 @@ dist_backuphat_DATA = apparmor/jabali-agent.d/backup
 # tests/golden (a directory) is distributed by Makefile.am already.
 EXTRA_DIST += \
 	modules/backup/README.md \
-	tests/integration/test_backup.py
+	tests/integration/test_backup.py \
+	tests/integration/test_backup_db.py
 
 # Runs against Debian's restic when installed (tools/deps: restic).
 TESTS += tests/integration/test_backup.py
+# Needs mariadb-server and postgresql too (tools/deps test).
+TESTS += tests/integration/test_backup_db.py
