@@ -77,7 +77,7 @@ static void stage_args_init(stage_args *a, const plan *p, const char *kind, cons
 
 /* One `restic backup` of `path` as stage `name`. */
 static void files_stage(backup_job *j, const plan *p, const char *name, const char *kind, const char *path) {
-        stage_args a;
+        stage_args a = { .n = 0 };
         jb_err err = JB_ERR_INIT;
         json_object *stage = backup_job_stage_begin(j, name);
         const char *state;
@@ -98,7 +98,7 @@ static void db_stage(backup_job *j, const plan *p, json_object *db) {
         const char *engine = json_object_get_string(json_object_object_get(db, "engine"));
         const char *name = json_object_get_string(json_object_object_get(db, "name"));
         char sname[96], tag[96], file[96];
-        stage_args a;
+        stage_args a = { .n = 0 };
         jb_err err = JB_ERR_INIT;
         json_object *stage;
         const char *state;
