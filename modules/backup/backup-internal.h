@@ -39,6 +39,14 @@ typedef struct backup_cfg {
         const char *cache_dir;          /* restic's cache (RESTIC_CACHE_DIR) */
         const char *local_root;         /* local repositories live beneath it */
         const char *ssh;                /* the ssh client restic runs for sftp destinations */
+        /* Database stages (backup-db.c). */
+        const char *mariadb_defaults_file;      /* the client's credentials (root's) */
+        const char *mariadb_dump;
+        const char *mariadb_client;
+        const char *pg_dump;
+        const char *psql;
+        const char *pg_user;                    /* the role and the system user both run as */
+        const char *pg_host;                    /* the server's socket directory */
 } backup_cfg;
 
 void backup_cfg_from_settings(json_object *s, backup_cfg *c);
@@ -160,6 +168,36 @@ const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char 
  * mount that follows no symbolic link (MS_NOSYMFOLLOW), so nothing the
  * account swaps in while restic walks its tree leads restic outside it. */
 int backup_home_view(const char *home, jb_err *err);
+
+/* ---- database stages (backup-db.c) ---- */
+
+/* In job records only. */
+#define BACKUP_E_DUMP_FAILED "DUMP_FAILED"              /* the dump program failed or was killed */
+#define BACKUP_E_DB_RESTORE_FAILED "DB_RESTORE_FAILED"  /* the client refused the dump (or died) */
+
+/* engine (mariadb|postgresql) and name: the name's characters and length;
+ * with user, also that the database is the account's (`<user>_...`):
+ * INVALID_PARAMS, PERMISSION_DENIED. */
+int backup_db_check(const char *user, const char *engine, const char *name, jb_err *err);
+/* The dump of engine/name streamed into `restic backup` (restic_args,
+ * which must read stdin) as the job's stage `stage`; both exit statuses
+ * decide. Returns the stage's state like backup_restic_stage; a dump that
+ * failed is DUMP_FAILED and leaves no snapshot. */
+const char *backup_db_dump_stage(backup_job *j, const backup_dest *d, const char *const *restic_args,
+                                 const char *engine, const char *name, json_object *stage, jb_err *err);
+/* A stage "db:<engine>:<name>" of job j: `restic dump` of the snapshot's
+ * <engine>/<name>.sql piped into the database's client. The name is
+ * checked again here; the caller checked it is the account's. */
+void backup_db_restore_stage(backup_job *j, const backup_dest *d, const char *snapshot, const char *engine,
+                             const char *name);
+/* backup-restic.c: restic with stdin/stdout descriptors (jb_spawn_io). */
+int backup_restic_run_io(const backup_cfg *c, const backup_dest *d, const char *const *args, jb_spawn_io *io,
+                         jb_spawn_result *r, jb_err *err);
+/* backup-restic.c: forgets the stage's snapshot_id (a snapshot whose input
+ * was cut short) and drops it from the stage. */
+void backup_restic_forget(const backup_cfg *c, const backup_dest *d, json_object *stage);
+/* backup-db-restore.c: backup.restore of databases. */
+int backup_db_restore(jb_call *call);
 
 /* Handlers. */
 int backup_run(jb_call *call);

@@ -18,6 +18,14 @@
  * four times a second is plenty for a record written twice a second. */
 #define PROGRESS_FPS "RESTIC_PROGRESS_FPS=4"
 
+/* What jb_spawn_run_io would have closed, when it is not reached. */
+static void close_io(jb_spawn_io *io) {
+        if (io && io->stdin_fd > 2)
+                io->stdin_fd = (close(io->stdin_fd), 0);
+        if (io && io->stdout_fd > 2)
+                io->stdout_fd = (close(io->stdout_fd), 0);
+}
+
 static int restic_run(const backup_cfg *c, const backup_dest *d, const char *const *args, const void *in,
                       size_t len, uint64_t timeout_ms, jb_spawn_io *io, jb_spawn_result *r, jb_err *err) {
         char repo[BACKUP_REPO_MAX + 32], pw[PATH_MAX + 32], cache[PATH_MAX + 32];
@@ -34,8 +42,7 @@ static int restic_run(const backup_cfg *c, const backup_dest *d, const char *con
         }
         for (; args[i]; i++) {
                 if (i >= ARGS_MAX) {
-                        if (io && io->stdin_fd > 2)
-                                close(io->stdin_fd);
+                        close_io(io);
                         return jb_err_set(err, JB_E_INTERNAL, "too many restic arguments");
                 }
                 argv[n++] = args[i];
@@ -45,8 +52,7 @@ static int restic_run(const backup_cfg *c, const backup_dest *d, const char *con
             (size_t) snprintf(pw, sizeof pw, "RESTIC_PASSWORD_FILE=%s", d->password_file) >= sizeof pw ||
             (size_t) snprintf(cache, sizeof cache, "RESTIC_CACHE_DIR=%s", c->cache_dir) >= sizeof cache) {
                 explicit_bzero(repo, sizeof repo);
-                if (io && io->stdin_fd > 2)
-                        close(io->stdin_fd);
+                close_io(io);
                 return jb_err_set(err, JB_E_INVALID_PARAMS, "a restic path is too long");
         }
         if (io) {
@@ -147,6 +153,15 @@ static void forget_snapshot(const backup_cfg *c, const backup_dest *d, json_obje
                 jb_spawn_result_free(&r);
         }
         json_object_object_del(stage, "snapshot_id");
+}
+
+void backup_restic_forget(const backup_cfg *c, const backup_dest *d, json_object *stage) {
+        forget_snapshot(c, d, stage);
+}
+
+int backup_restic_run_io(const backup_cfg *c, const backup_dest *d, const char *const *args, jb_spawn_io *io,
+                         jb_spawn_result *r, jb_err *err) {
+        return restic_run(c, d, args, NULL, 0, 0, io, r, err);
 }
 
 const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char *const *args, int stdin_fd,

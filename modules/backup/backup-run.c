@@ -7,7 +7,9 @@
  * (backup-view.c).
  *
  * Snapshots are tagged user=<user>, jabali-job=<job_id>,
- * jabali-stage=<home|path|db>, and the caller's tags{} as key=value. */
+ * jabali-stage=<home|path|db>, and the caller's tags{} as key=value; a
+ * database stage "db:<engine>:<name>" (after the files) also
+ * jabali-db=<engine>:<name>. */
 
 #include <errno.h>
 #include <pwd.h>
@@ -22,7 +24,7 @@
 
 /* restic arguments of one backup stage: the fixed ones, tags, the path. */
 #define TAGS_MAX 16
-#define STAGE_ARGS_MAX (8 + 2 * (3 + TAGS_MAX))
+#define STAGE_ARGS_MAX (8 + 2 * (4 + TAGS_MAX))
 
 typedef struct plan {
         backup_dest d;
@@ -31,6 +33,7 @@ typedef struct plan {
         char home[PATH_MAX];
         bool home_stage;
         json_object *paths;     /* borrowed from the request; valid in the runner's copy */
+        json_object *databases; /* the same; each checked: the account's */
         char tags[TAGS_MAX][2 * JB_MAP_KEY_MAX + 2];
         size_t ntags;
 } plan;
@@ -39,35 +42,79 @@ static void set_str(json_object *o, const char *k, const char *v) {
         json_object_object_add(o, k, json_object_new_string(v));
 }
 
+/* The tags of a stage's snapshot, and the strings they point to. */
+typedef struct stage_args {
+        const char *v[STAGE_ARGS_MAX];
+        size_t n;
+        char user_tag[80], job_tag[64], stage_tag[64], extra_tag[160];
+} stage_args;
+
+/* `restic backup --json` with the stage's tags (extra: one more, or NULL). */
+static void stage_args_init(stage_args *a, const plan *p, const char *kind, const char *extra) {
+        snprintf(a->user_tag, sizeof a->user_tag, "user=%s", p->user);
+        snprintf(a->job_tag, sizeof a->job_tag, "jabali-job=%s", p->id);
+        snprintf(a->stage_tag, sizeof a->stage_tag, "jabali-stage=%s", kind);
+        a->n = 0;
+        a->v[a->n++] = "backup";
+        a->v[a->n++] = "--json";
+        a->v[a->n++] = "--tag";
+        a->v[a->n++] = a->user_tag;
+        a->v[a->n++] = "--tag";
+        a->v[a->n++] = a->job_tag;
+        a->v[a->n++] = "--tag";
+        a->v[a->n++] = a->stage_tag;
+        if (extra) {
+                snprintf(a->extra_tag, sizeof a->extra_tag, "%s", extra);
+                a->v[a->n++] = "--tag";
+                a->v[a->n++] = a->extra_tag;
+        }
+        for (size_t i = 0; i < p->ntags; i++) {
+                a->v[a->n++] = "--tag";
+                a->v[a->n++] = p->tags[i];
+        }
+        a->v[a->n] = NULL;
+}
+
 /* One `restic backup` of `path` as stage `name`. */
 static void files_stage(backup_job *j, const plan *p, const char *name, const char *kind, const char *path) {
-        char user_tag[80], job_tag[64], stage_tag[64];
-        const char *args[STAGE_ARGS_MAX];
+        stage_args a = { .n = 0 };
         jb_err err = JB_ERR_INIT;
         json_object *stage = backup_job_stage_begin(j, name);
         const char *state;
-        size_t n = 0;
 
-        snprintf(user_tag, sizeof user_tag, "user=%s", p->user);
-        snprintf(job_tag, sizeof job_tag, "jabali-job=%s", p->id);
-        snprintf(stage_tag, sizeof stage_tag, "jabali-stage=%s", kind);
-        args[n++] = "backup";
-        args[n++] = "--json";
-        args[n++] = "--tag";
-        args[n++] = user_tag;
-        args[n++] = "--tag";
-        args[n++] = job_tag;
-        args[n++] = "--tag";
-        args[n++] = stage_tag;
-        for (size_t i = 0; i < p->ntags; i++) {
-                args[n++] = "--tag";
-                args[n++] = p->tags[i];
-        }
-        args[n++] = "--";
-        args[n++] = path;
-        args[n] = NULL;
+        stage_args_init(&a, p, kind, NULL);
+        a.v[a.n++] = "--";
+        a.v[a.n++] = path;
+        a.v[a.n] = NULL;
         set_str(stage, "path", path);
-        state = backup_restic_stage(j, &p->d, args, 0, stage, &err);
+        state = backup_restic_stage(j, &p->d, a.v, 0, stage, &err);
+        backup_job_stage_end(j, stage, state, &err);
+}
+
+/* A database's dump, read from restic's stdin as <engine>/<name>.sql:
+ * stage db:<engine>:<name>, tags jabali-stage=db and
+ * jabali-db=<engine>:<name>. */
+static void db_stage(backup_job *j, const plan *p, json_object *db) {
+        const char *engine = json_object_get_string(json_object_object_get(db, "engine"));
+        const char *name = json_object_get_string(json_object_object_get(db, "name"));
+        char sname[96], tag[96], file[96];
+        stage_args a = { .n = 0 };
+        jb_err err = JB_ERR_INIT;
+        json_object *stage;
+        const char *state;
+
+        /* The plan checked both (engine <= 10, name <= 64 bytes). */
+        snprintf(sname, sizeof sname, "db:%s:%s", engine, name);
+        snprintf(tag, sizeof tag, "jabali-db=%s:%s", engine, name);
+        snprintf(file, sizeof file, "%s/%s.sql", engine, name);
+        stage = backup_job_stage_begin(j, sname);
+        stage_args_init(&a, p, "db", tag);
+        a.v[a.n++] = "--stdin";
+        a.v[a.n++] = "--stdin-filename";
+        a.v[a.n++] = file;
+        a.v[a.n] = NULL;
+        set_str(stage, "path", file);
+        state = backup_db_dump_stage(j, &p->d, a.v, engine, name, stage, &err);
         backup_job_stage_end(j, stage, state, &err);
 }
 
@@ -97,6 +144,9 @@ static void work(backup_job *j, void *arg) {
                     (size_t) snprintf(path, sizeof path, "%s/%s", p->home, rel) < sizeof path)
                         files_stage(j, p, name, "path", path);
         }
+        for (size_t i = 0; p->databases && i < json_object_array_length(p->databases) && !backup_job_cancelled(j);
+             i++)
+                db_stage(j, p, json_object_array_get_idx(p->databases, i));
 }
 
 /* tags{}: key=value restic tags; the module's own keys are refused. */
@@ -111,6 +161,36 @@ static int plan_tags(plan *p, json_object *tags, jb_err *err) {
                 if (p->ntags == TAGS_MAX)
                         return jb_err_set(err, JB_E_INVALID_PARAMS, "tags: at most %d", TAGS_MAX);
                 snprintf(p->tags[p->ntags++], sizeof p->tags[0], "%s=%s", k, val);
+        }
+        return 0;
+}
+
+/* databases[]: each the account's (backup-db.c), none twice. */
+static int plan_databases(plan *p, json_object *params, jb_err *err) {
+        size_t n;
+
+        if (!json_object_object_get_ex(params, "databases", &p->databases) ||
+            (n = json_object_array_length(p->databases)) == 0) {
+                p->databases = NULL;
+                return 0;
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_object *db = json_object_array_get_idx(p->databases, i);
+                const char *engine = json_object_get_string(json_object_object_get(db, "engine"));
+                const char *name = json_object_get_string(json_object_object_get(db, "name"));
+
+                if (backup_db_check(p->user, engine, name, err) < 0) {
+                        jb_err_prefix(err, "databases");
+                        return -1;
+                }
+                for (size_t k = 0; k < i; k++) {
+                        json_object *o = json_object_array_get_idx(p->databases, k);
+
+                        if (strcmp(engine, json_object_get_string(json_object_object_get(o, "engine"))) == 0 &&
+                            strcmp(name, json_object_get_string(json_object_object_get(o, "name"))) == 0)
+                                return jb_err_set(err, JB_E_INVALID_PARAMS, "databases: %s:%s twice", engine,
+                                                  name);
+                }
         }
         return 0;
 }
@@ -137,7 +217,9 @@ static int plan_from_params(const backup_cfg *c, json_object *params, plan *p, j
         n = p->paths ? json_object_array_length(p->paths) : 0;
         if (json_object_object_get_ex(params, "tags", &tags) && plan_tags(p, tags, err) < 0)
                 return -1;
-        if (!p->home_stage && n == 0)
+        if (plan_databases(p, params, err) < 0)
+                return -1;
+        if (!p->home_stage && n == 0 && !p->databases)
                 return jb_err_set(err, JB_E_INVALID_PARAMS, "nothing to back up: home is false and paths is empty");
         return 0;
 }

@@ -20,6 +20,13 @@ void backup_cfg_from_settings(json_object *s, backup_cfg *c) {
         c->cache_dir = jb_settings_str(s, "cache_dir", "/var/cache/jabali/restic");
         c->local_root = jb_settings_str(s, "local_root", "/var/backups/jabali");
         c->ssh = jb_settings_str(s, "ssh", "/usr/bin/ssh");
+        c->mariadb_defaults_file = jb_settings_str(s, "mariadb_defaults_file", "/etc/mysql/debian.cnf");
+        c->mariadb_dump = jb_settings_str(s, "mariadb_dump", "/usr/bin/mariadb-dump");
+        c->mariadb_client = jb_settings_str(s, "mariadb_client", "/usr/bin/mariadb");
+        c->pg_dump = jb_settings_str(s, "pg_dump", "/usr/bin/pg_dump");
+        c->psql = jb_settings_str(s, "psql", "/usr/bin/psql");
+        c->pg_user = jb_settings_str(s, "pg_user", "postgres");
+        c->pg_host = jb_settings_str(s, "pg_host", "/var/run/postgresql");
 }
 
 /* ---- parameter schemas ---- */
@@ -66,12 +73,48 @@ static const jb_param tag_value[] = {
         JB_P_END
 };
 
+/* Database stages (backup-db.c): names are checked there (characters,
+ * length, the account's prefix). */
+static const char *const db_engines[] = { "mariadb", "postgresql", NULL };
+
+static const jb_param db_fields[] = {
+        JB_P_ENUM("engine", db_engines, JB_REQUIRED, "mariadb or postgresql"),
+        JB_P_STRLEN("name", JB_CHECK_NONE, JB_REQUIRED, 1, 64,
+                    "the database, [A-Za-z0-9_$], the account's: <user>_..."),
+        JB_P_END
+};
+
+static const jb_param db_item[] = { JB_P_OBJECT("database", db_fields, 0, "one database"), JB_P_END };
+
+static const jb_param db_restore_fields[] = {
+        JB_P_ENUM("engine", db_engines, JB_REQUIRED, "mariadb or postgresql"),
+        JB_P_STRLEN("name", JB_CHECK_NONE, JB_REQUIRED, 1, 64,
+                    "the database, [A-Za-z0-9_$], the account's: <user>_...; it must exist"),
+        JB_P_STRLEN("snapshot_id", JB_CHECK_TOKEN, 0, 8, 64,
+                    "the snapshot holding its dump; default the request's snapshot_id"),
+        JB_P_END
+};
+
+static const jb_param db_restore_item[] = {
+        JB_P_OBJECT("database", db_restore_fields, 0, "one database"), JB_P_END
+};
+
+static const jb_param restore_params[] = {
+        DESTINATION_PARAM,
+        JB_P_STRLEN("snapshot_id", JB_CHECK_TOKEN, JB_REQUIRED, 8, 64, "a snapshot of the account's"),
+        JB_P_STRING("user", JB_CHECK_USERNAME, JB_REQUIRED, "the account the snapshots and databases are of"),
+        JB_P_ARRAY("databases", db_restore_item, JB_REQUIRED, 1, 32,
+                   "databases to restore from their dump (a database stage's snapshot)"),
+        JB_P_END
+};
+
 static const jb_param run_params[] = {
         DESTINATION_PARAM,
         JB_P_STRING("user", JB_CHECK_USERNAME, JB_REQUIRED, "the account whose files to back up (tag user=<user>)"),
         JB_P_BOOL("home", 0, "a stage saving the whole home; default true"),
         JB_P_ARRAY("paths", rel_path_item, 0, 0, 64, "a stage for each of these paths beneath the home"),
         JB_P_MAP("tags", JB_CHECK_TOKEN, tag_value, 0, 0, 16, "more restic tags, as key=value"),
+        JB_P_ARRAY("databases", db_item, 0, 0, 32, "a stage dumping each of these databases, after the files"),
         JB_P_END
 };
 
@@ -141,12 +184,21 @@ static const jb_param settings[] = {
         JB_P_INT("randomized_delay_sec", JB_CHECK_NONE, 0, 0, 86400,
                  "RandomizedDelaySec= of schedule timers; default 600"),
         PATH_SETTING("ssh", "the ssh client restic runs for sftp destinations; default /usr/bin/ssh"),
+        PATH_SETTING("mariadb_defaults_file", "the MariaDB client's credentials; default /etc/mysql/debian.cnf"),
+        PATH_SETTING("mariadb_dump", "default /usr/bin/mariadb-dump"),
+        PATH_SETTING("mariadb_client", "restores MariaDB dumps; default /usr/bin/mariadb"),
+        PATH_SETTING("pg_dump", "default /usr/bin/pg_dump"),
+        PATH_SETTING("psql", "restores PostgreSQL dumps; default /usr/bin/psql"),
+        JB_P_STRING("pg_user", JB_CHECK_USERNAME, 0, "the PostgreSQL superuser role and the system user pg_dump and "
+                                                    "psql run as (peer authentication); default postgres"),
+        PATH_SETTING("pg_host", "PostgreSQL's socket directory; default /var/run/postgresql"),
         JB_P_END
 };
 
 static int init(json_object *s, jb_err *err) {
         static const char *const paths[] = { "restic", "secrets_dir", "jobs_dir", "lock_dir", "cache_dir",
-                                             "local_root", "ssh" };
+                                             "local_root", "ssh", "mariadb_defaults_file", "mariadb_dump",
+                                             "mariadb_client", "pg_dump", "psql", "pg_host" };
         json_object *v;
 
         for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
@@ -206,6 +258,9 @@ static const jb_action actions[] = {
           .errors = errors },
         { .name = "backup.schedule.list", .handler = backup_schedule_list, .params = NULL,
           .summary = "every schedule with its calendar and job", .timeout_ms = 30000 },
+        { .name = "backup.restore", .handler = backup_db_restore, .params = restore_params,
+          .summary = "restore an account's databases from their dumps as a job; answers at once with its job_id",
+          .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 120000, .errors = errors },
         { .name = NULL }
 };
 

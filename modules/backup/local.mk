@@ -17,8 +17,11 @@ modules_backup_backup_la_SOURCES = \
 	modules/backup/backup-forget.c \
 	modules/backup/backup-check.c \
 	modules/backup/backup-schedule.c \
-	modules/backup/backup-unit.c
-modules_backup_backup_la_LIBADD = libjabali.la $(JSONC_LIBS)
+	modules/backup/backup-unit.c \
+	modules/backup/backup-db.c \
+	modules/backup/backup-db-restore.c
+# The database stages run a producer on a second thread (backup-db.c).
+modules_backup_backup_la_LIBADD = libjabali.la $(JSONC_LIBS) -lpthread
 modules_backup_backup_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -no-undefined \
 	-export-symbols-regex '^jabali_module$$'
 
@@ -58,3 +61,6 @@ modules_backup_backup_la_SOURCES += \
 	modules/backup/backup-probe.c
 EXTRA_DIST += tests/integration/test_backup_remote.py
 TESTS += tests/integration/test_backup_remote.py
+EXTRA_DIST += tests/integration/test_backup_db.py
+# Needs mariadb-server and postgresql too (tools/deps test).
+TESTS += tests/integration/test_backup_db.py

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* backup.restore of databases: a job with a stage per database (see
+ * backup_db_restore_stage). Before answering, the handler checks each
+ * database is the account's and each snapshot is a dump of that very
+ * database taken for that account (tags user=<user> and
+ * jabali-db=<engine>:<name>), so a snapshot id of another account's, or
+ * of another database, restores nothing. */
+
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backup-internal.h"
+
+#define DBS_MAX 32
+
+typedef struct rplan {
+        backup_dest d;
+        char id[BACKUP_JOB_ID_LEN + 1];
+        json_object *databases;         /* borrowed from the request; valid in the runner's copy */
+        const char *snapshot;           /* the default snapshot_id, the same */
+        char snaps[DBS_MAX][65];        /* each database's snapshot, its full id as restic listed it */
+} rplan;
+
+static const char *db_str(json_object *db, const char *k) {
+        json_object *v;
+
+        return json_object_object_get_ex(db, k, &v) ? json_object_get_string(v) : NULL;
+}
+
+/* The snapshot_id the request gives for db. */
+static const char *db_snapshot(const rplan *p, json_object *db) {
+        const char *s = db_str(db, "snapshot_id");
+
+        return s ? s : p->snapshot;
+}
+
+static void work(backup_job *j, void *arg) {
+        const rplan *p = arg;
+        size_t n = json_object_array_length(p->databases);
+
+        for (size_t i = 0; i < n && !backup_job_cancelled(j); i++) {
+                json_object *db = json_object_array_get_idx(p->databases, i);
+
+                backup_db_restore_stage(j, &p->d, p->snaps[i], db_str(db, "engine"), db_str(db, "name"));
+        }
+}
+
+static bool has_tag(json_object *snap, const char *tag) {
+        json_object *tags;
+        size_t n;
+
+        if (!json_object_object_get_ex(snap, "tags", &tags) || !json_object_is_type(tags, json_type_array))
+                return false;
+        n = json_object_array_length(tags);
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(json_object_get_string(json_object_array_get_idx(tags, i)), tag) == 0)
+                        return true;
+        return false;
+}
+
+/* The one snapshot restic lists for `id` (a full id or a prefix), or NULL
+ * (none, or a prefix of several). */
+static json_object *find_snapshot(json_object *list, const char *id) {
+        size_t n = json_object_array_length(list), len = strlen(id);
+        json_object *found = NULL;
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *s = json_object_array_get_idx(list, i), *v;
+
+                if (!json_object_object_get_ex(s, "id", &v) || strncmp(json_object_get_string(v), id, len) != 0)
+                        continue;
+                if (found)
+                        return NULL;
+                found = s;
+        }
+        return found;
+}
+
+/* The account's snapshots, once: `restic snapshots --json --tag user=U`. */
+static int list_snapshots(const backup_cfg *c, const backup_dest *d, const char *user, json_object **ret,
+                          jb_err *err) {
+        char tag[80];
+        const char *args[] = { "snapshots", "--json", "--tag", tag, NULL };
+        jb_spawn_result r;
+        int rc = 0;
+
+        snprintf(tag, sizeof tag, "user=%s", user);
+        if (backup_restic_run(c, d, args, 110000, &r, err) < 0)
+                return -1;
+        if (!jb_spawn_succeeded(&r))
+                rc = backup_restic_err(&r, err);
+        else if (!(*ret = json_tokener_parse(r.stdout_data)) || !json_object_is_type(*ret, json_type_array)) {
+                json_object_put(*ret);
+                *ret = NULL;
+                rc = jb_err_set(err, JB_E_SERVICE_FAILED, "restic listed snapshots in a form not understood");
+        }
+        jb_spawn_result_free(&r);
+        return rc;
+}
+
+/* Each database the account's, each snapshot its dump. */
+static int check_databases(const backup_cfg *c, rplan *p, const char *user, jb_err *err) {
+        size_t n = json_object_array_length(p->databases);
+        json_object *list = NULL;
+        int rc = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *db = json_object_array_get_idx(p->databases, i);
+
+                if (backup_db_check(user, db_str(db, "engine"), db_str(db, "name"), err) < 0) {
+                        jb_err_prefix(err, "databases");
+                        return -1;
+                }
+        }
+        if (list_snapshots(c, &p->d, user, &list, err) < 0)
+                return -1;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+                json_object *db = json_object_array_get_idx(p->databases, i), *snap;
+                const char *id = db_snapshot(p, db);
+                char tag[96];
+
+                snprintf(tag, sizeof tag, "jabali-db=%s:%s", db_str(db, "engine"), db_str(db, "name"));
+                if (!(snap = find_snapshot(list, id)))
+                        rc = jb_err_set(err, JB_E_NOT_FOUND, "no snapshot %s of account %s (or several)", id,
+                                        user);
+                else if (!has_tag(snap, tag))
+                        rc = jb_err_set(err, JB_E_NOT_FOUND, "snapshot %s holds no dump of %s:%s", id,
+                                        db_str(db, "engine"), db_str(db, "name"));
+                else
+                        snprintf(p->snaps[i], sizeof p->snaps[i], "%s",
+                                 json_object_get_string(json_object_object_get(snap, "id")));
+        }
+        json_object_put(list);
+        return rc;
+}
+
+static void set_str(json_object *o, const char *k, const char *v) {
+        json_object_object_add(o, k, json_object_new_string(v));
+}
+
+int backup_db_restore(jb_call *call) {
+        json_object *params = jb_call_params(call), *dest = NULL, *rec, *res = jb_call_result(call);
+        jb_err err = JB_ERR_INIT;
+        backup_cfg c;
+        rplan p = { .databases = NULL };
+        const char *user = json_object_get_string(json_object_object_get(params, "user"));
+
+        backup_cfg_from_settings(jb_call_settings(call), &c);
+        json_object_object_get_ex(params, "destination", &dest);
+        json_object_object_get_ex(params, "databases", &p.databases);
+        p.snapshot = json_object_get_string(json_object_object_get(params, "snapshot_id"));
+        if (backup_dest_from_params(&c, dest, &p.d, &err) < 0)
+                return jb_call_fail_err(call, &err);
+        if (!getpwnam(user))
+                return jb_call_fail(call, JB_E_NOT_FOUND, "no account %s", user);
+        if (check_databases(&c, &p, user, &err) < 0)
+                return jb_call_fail_err(call, &err);
+        jb_call_set_changed(call, true);
+        if (jb_call_dry_run(call))
+                return 0;
+        if (backup_job_new_id(p.id, &err) < 0)
+                return jb_call_fail_err(call, &err);
+        rec = json_object_new_object();
+        set_str(rec, "job_id", p.id);
+        set_str(rec, "kind", "restore");
+        set_str(rec, "user", user);
+        set_str(rec, "snapshot_id", p.snapshot);
+        json_object_object_add(rec, "destination", json_object_get(dest));
+        if (backup_job_start(&c, rec, work, &p, &err) < 0) {
+                json_object_put(rec);
+                return jb_call_fail_err(call, &err);
+        }
+        json_object_put(rec);
+        set_str(res, "job_id", p.id);
+        set_str(res, "state", "queued");
+        return 0;
+}
