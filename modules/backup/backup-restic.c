@@ -46,6 +46,11 @@ int backup_restic_run(const backup_cfg *c, const backup_dest *d, const char *con
         return restic_run(c, d, args, timeout_ms, NULL, r, err);
 }
 
+int backup_restic_run_io(const backup_cfg *c, const backup_dest *d, const char *const *args, jb_spawn_io *io,
+                         jb_spawn_result *r, jb_err *err) {
+        return restic_run(c, d, args, 0, io, r, err);
+}
+
 typedef struct watch {
         backup_job *job;
         json_object *stage;

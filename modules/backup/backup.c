@@ -67,6 +67,19 @@ static const jb_param run_params[] = {
         JB_P_END
 };
 
+static const char *const restore_modes[] = { "staging", "in_place", NULL };
+
+static const jb_param restore_params[] = {
+        DESTINATION_PARAM,
+        JB_P_STRLEN("snapshot_id", JB_CHECK_TOKEN, JB_REQUIRED, 8, 64,
+                    "the snapshot (8 or 64 lower-case hex digits); it must carry the tag user=<user>"),
+        JB_P_STRING("user", JB_CHECK_USERNAME, JB_REQUIRED, "the account whose home receives the files"),
+        JB_P_ENUM("mode", restore_modes, 0,
+                  "staging (default): into <home>/<restore_dir>/<job_id>; in_place: over the home's files"),
+        JB_P_ARRAY("paths", rel_path_item, 0, 0, 12, "only these paths, relative to the home the snapshot recorded"),
+        JB_P_END
+};
+
 static const jb_param job_params[] = {
         JB_P_STRLEN("job_id", JB_CHECK_TOKEN, JB_REQUIRED, 32, 32, "what backup.run answered"),
         JB_P_END
@@ -84,6 +97,8 @@ static const jb_param settings[] = {
         PATH_SETTING("lock_dir", "where the module's locks live; default /run/jabali-agent/locks"),
         PATH_SETTING("cache_dir", "restic's cache; default /var/cache/jabali/restic"),
         PATH_SETTING("local_root", "local repositories lie beneath it; default /var/backups/jabali"),
+        JB_P_STRLEN("restore_dir", JB_CHECK_PATH_SEGMENT, 0, 1, 64,
+                    "backup.restore's staging directory, one name beneath the home; default .jabali-restore"),
         JB_P_END
 };
 
@@ -120,6 +135,9 @@ static const jb_action actions[] = {
         { .name = "backup.run", .handler = backup_run, .params = run_params,
           .summary = "back up an account's home and paths as a job of stages; answers at once with its job_id",
           .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 30000, .errors = errors },
+        { .name = "backup.restore", .handler = backup_restore, .params = restore_params,
+          .summary = "restore an account's snapshot beneath its home (staging or in place) as a job; answers at once",
+          .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 120000, .errors = errors },
         { .name = "backup.job.get", .handler = backup_job_get, .params = job_params,
           .summary = "a job's record: state, stages, progress, snapshot, error", .timeout_ms = 10000 },
         { .name = "backup.job.list", .handler = backup_job_list, .params = NULL,

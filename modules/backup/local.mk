@@ -13,7 +13,9 @@ modules_backup_backup_la_SOURCES = \
 	modules/backup/backup-run.c \
 	modules/backup/backup-runner.c \
 	modules/backup/backup-view.c \
-	modules/backup/backup-cancel.c
+	modules/backup/backup-cancel.c \
+	modules/backup/backup-restore.c \
+	modules/backup/backup-restore-tree.c
 modules_backup_backup_la_LIBADD = libjabali.la $(JSONC_LIBS)
 modules_backup_backup_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -no-undefined \
 	-export-symbols-regex '^jabali_module$$'
@@ -28,7 +30,9 @@ dist_backuphat_DATA = apparmor/jabali-agent.d/backup
 # tests/golden (a directory) is distributed by Makefile.am already.
 EXTRA_DIST += \
 	modules/backup/README.md \
-	tests/integration/test_backup.py
+	tests/integration/test_backup.py \
+	tests/integration/test_backup_restore.py
 
 # Runs against Debian's restic when installed (tools/deps: restic).
 TESTS += tests/integration/test_backup.py
+TESTS += tests/integration/test_backup_restore.py
