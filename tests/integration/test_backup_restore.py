@@ -20,6 +20,7 @@ Needs root and restic; without them a single skipped case (TAP SKIP).
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -283,6 +284,10 @@ def hostile_snapshots_write_nothing_outside():
         assert job["state"] == "succeeded", job
         out = os.path.join(a.home, job["stages"][0]["staging_path"])
         assert_owned(out, a)
+        if s == s1:
+            assert os.readlink(os.path.join(out, "etc")) == outside and os.readlink(os.path.join(out, "sys-etc")) == "/etc"
+        else:
+            assert open(os.path.join(out, "etc", "passwd")).read() == "pwned\n"
     # In place: the links first, then directories of the same names.
     job = restore(e, a, s1, mode="in_place")
     assert job["state"] == "succeeded", job
@@ -297,6 +302,24 @@ def hostile_snapshots_write_nothing_outside():
     assert outside_state(e) == seen, "something outside the home changed"
     assert not os.path.exists("/etc/jabali-restore-test") and os.stat("/etc").st_mtime_ns == etc
     no_leftovers(a, job["job_id"])
+
+
+@test
+def device_nodes_are_not_handed_over():
+    e = env()
+    a = e.account()
+
+    def devices(top):
+        os.mknod(os.path.join(top, "disk"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        with open(os.path.join(top, "plain"), "w") as f:
+            f.write("plain\n")
+    s = hostile_snapshot(e, a, "hostile-dev", devices)
+    for mode in ("staging", "in_place"):
+        job = restore(e, a, s, mode=mode)
+        st = job["stages"][0]
+        assert job["state"] == "partial" and st["refused"] == [{"path": "disk", "reason": "a device node"}], job
+        where = os.path.join(a.home, st["staging_path"]) if mode == "staging" else a.home
+        assert os.path.isfile(os.path.join(where, "plain")) and not os.path.lexists(os.path.join(where, "disk"))
 
 
 @test
