@@ -37,6 +37,15 @@ del agenttest._tests[:]
 STAGING = ".jabali-restore"
 ENV = None
 MTIME_2020 = 1590000000
+# A job's deadline: generous, for a machine busy with other test runs.
+JOB_S = 120
+
+
+def finished(e, job_id):
+    def done():
+        job = expect_ok(e.call("backup.job.get", {"job_id": job_id}))["job"]
+        return job if job["state"] in tb.TERMINAL else None
+    return tb.wait_for("job " + job_id, done, timeout=JOB_S)
 
 
 class Env(tb.Env):
@@ -110,7 +119,7 @@ def populate(a):
 
 def backup(e, a):
     r = expect_ok(e.call("backup.run", {"destination": e.dest("main"), "user": a.name}))
-    job = tb.finished(e, r["job_id"])
+    job = finished(e, r["job_id"])
     assert job["state"] == "succeeded", job
     snaps = json.loads(e.restic(e.dest("main")["location"], "snapshots", "--json").stdout)
     return [s["id"] for s in snaps if s["short_id"] == job["stages"][0]["snapshot_id"]][0]
@@ -121,7 +130,7 @@ def restore(e, a, snap, **kw):
     p.update(kw)
     r = expect_ok(e.call("backup.restore", p))
     assert r["changed"] is True and r["state"] == "queued" and len(r["job_id"]) == 32, r
-    job = tb.finished(e, r["job_id"])
+    job = finished(e, r["job_id"])
     assert job["kind"] == "restore" and job["stages"][0]["name"] == "files", job
     return job
 
@@ -277,7 +286,6 @@ def hostile_snapshots_write_nothing_outside():
 
     s1 = hostile_snapshot(e, a, "hostile1", links)
     s2 = hostile_snapshot(e, a, "hostile2", same_names)
-    etc = os.stat("/etc").st_mtime_ns
     # Staging: each lands in its own directory, links stay links.
     for s in (s1, s2):
         job = restore(e, a, s)
@@ -300,7 +308,10 @@ def hostile_snapshots_write_nothing_outside():
     # A file over a link replaces the link, never writes through it.
     assert "rel-out" in st["restored"] and not os.path.islink(os.path.join(a.home, "rel-out"))
     assert outside_state(e) == seen, "something outside the home changed"
-    assert not os.path.exists("/etc/jabali-restore-test") and os.stat("/etc").st_mtime_ns == etc
+    # (/etc's mtime is no witness: other accounts come and go meanwhile.)
+    assert not os.path.exists("/etc/jabali-restore-test")
+    with open("/etc/passwd") as f:
+        assert "pwned" not in f.read()
     no_leftovers(a, job["job_id"])
 
 
@@ -376,7 +387,7 @@ def cancel_stops_restic_and_leaves_nothing():
         return False
     tb.wait_for("restic writing the restore", restic_writing)
     c = expect_ok(e.call("backup.job.cancel", {"job_id": r["job_id"]}))
-    job = tb.finished(e, r["job_id"])
+    job = finished(e, r["job_id"])
     assert c["state"] == "cancelled" and job["state"] == "cancelled", (c, job)
     assert job["error"]["code"] == "JOB_CANCELLED", job
     assert not os.path.exists(os.path.join(a.home, "big")), "a cancelled restore moved files in"
