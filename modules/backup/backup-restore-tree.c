@@ -84,38 +84,47 @@ void backup_restore_refused(backup_restore_report *r, const char *rel, const cha
         json_object_array_add(r->refused, o);
 }
 
-/* The names of a directory, read before anything in it changes. */
+static void free_names(char **names, size_t n);
+
+/* The names of a directory, read before anything in it changes; NULL
+ * when it cannot be read whole. */
 static char **list_dir(int dfd, size_t *count) {
-        char **names = NULL;
-        size_t n = 0, cap = 0;
+        char **names = calloc(1, sizeof *names);
+        size_t n = 0, cap = 1;
         struct dirent *de;
         DIR *d;
         int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-        if (fd < 0 || !(d = fdopendir(fd))) {
+        if (fd < 0 || !names || !(d = fdopendir(fd))) {
                 if (fd >= 0)
                         close(fd);
+                free(names);
                 return NULL;
         }
         while ((de = readdir(d))) {
+                char *name;
+
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
                 if (n == cap) {
-                        char **more = realloc(names, (cap = cap ? 2 * cap : 32) * sizeof *names);
+                        char **more = realloc(names, 2 * cap * sizeof *names);
 
                         if (!more)
-                                break;
+                                goto fail;
                         names = more;
+                        cap *= 2;
                 }
-                if (!(names[n] = strdup(de->d_name)))
-                        break;
-                n++;
+                if (!(name = strdup(de->d_name)))
+                        goto fail;
+                names[n++] = name;
         }
         closedir(d);
-        if (!names)
-                names = calloc(1, sizeof *names);
         *count = n;
         return names;
+fail:
+        closedir(d);
+        free_names(names, n);
+        return NULL;
 }
 
 static void free_names(char **names, size_t n) {
@@ -141,7 +150,6 @@ static int tidy(int dfd, const char *rel, uid_t uid, gid_t gid, int depth, backu
                 return -1;
         for (size_t i = 0; i < n && rc == 0; i++) {
                 struct stat st;
-                int fd;
 
                 if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
                         rc = -1;
@@ -154,7 +162,9 @@ static int tidy(int dfd, const char *rel, uid_t uid, gid_t gid, int depth, backu
                         continue;
                 }
                 if (S_ISDIR(st.st_mode)) {
-                        if ((fd = open_sub(dfd, names[i])) < 0) {
+                        int fd = open_sub(dfd, names[i]);
+
+                        if (fd < 0) {
                                 rc = -1;
                                 break;
                         }
