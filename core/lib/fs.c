@@ -353,8 +353,9 @@ JB_EXPORT int jb_fs_mkdir_p(int root_fd, const char *relpath, mode_t mode, uid_t
  * a directory, -EINVAL for another file type, another -errno on failure. */
 static int open_regular_at(int dir_fd, const char *name, struct stat *ret_st) {
         struct stat before;
-        int fd;
+        int fd, tries = 0;
 
+again:
         if (fstatat(dir_fd, name, &before, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
         if (S_ISLNK(before.st_mode))
@@ -376,6 +377,11 @@ static int open_regular_at(int dir_fd, const char *name, struct stat *ret_st) {
         if (!S_ISREG(ret_st->st_mode) || ret_st->st_ino != before.st_ino ||
             ret_st->st_dev != before.st_dev) {
                 close(fd);
+                /* Another regular file renamed over the name between the
+                 * two looks (jb_fs_write_atomic by a concurrent writer) is
+                 * not a wrong type: look again. */
+                if (S_ISREG(ret_st->st_mode) && ++tries < 8)
+                        goto again;
                 return -EINVAL;
         }
         return fd;

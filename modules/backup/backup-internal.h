@@ -245,5 +245,29 @@ int backup_schedule_write(jb_call *call);
 int backup_schedule_delete(jb_call *call);
 int backup_schedule_run(jb_call *call);
 int backup_schedule_list(jb_call *call);
+/* backup.restore (files): backup-restore.c, backup-restore-tree.c. */
+#define BACKUP_E_RESTORE_PARTIAL "RESTORE_PARTIAL"     /* in job records: entries restic or the move refused */
+
+
+/* What a restore did, for its stage: paths (relative to the home) moved
+ * into place and entries refused with a reason, the first LIST_MAX of
+ * each and their counts. */
+typedef struct backup_restore_report {
+        json_object *restored;
+        json_object *refused;
+        size_t n_restored, n_refused;
+} backup_restore_report;
+
+void backup_restore_report_init(backup_restore_report *r);
+void backup_restore_report_free(backup_restore_report *r);
+void backup_restore_refused(backup_restore_report *r, const char *rel, const char *name, const char *why);
+/* Removes device nodes from the tree of dfd and gives the rest (dfd
+ * included) to uid:gid, following no link. */
+int backup_restore_tidy(int dfd, uid_t uid, gid_t gid, backup_restore_report *r, jb_err *err);
+/* Moves the entries of src into the same places beneath home; stops
+ * between entries once j is cancelled. */
+void backup_restore_place(backup_job *j, int src, int home, uid_t uid, backup_restore_report *r);
+
+int backup_restore(jb_call *call);
 
 #endif

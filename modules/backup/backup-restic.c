@@ -76,6 +76,11 @@ int backup_restic_run(const backup_cfg *c, const backup_dest *d, const char *con
         return restic_run(c, d, args, NULL, 0, timeout_ms, NULL, r, err);
 }
 
+int backup_restic_run_io(const backup_cfg *c, const backup_dest *d, const char *const *args, jb_spawn_io *io,
+                         jb_spawn_result *r, jb_err *err) {
+        return restic_run(c, d, args, NULL, 0, 0, io, r, err);
+}
+
 typedef struct watch {
         backup_job *job;
         json_object *stage;
@@ -159,10 +164,6 @@ void backup_restic_forget(const backup_cfg *c, const backup_dest *d, json_object
         forget_snapshot(c, d, stage);
 }
 
-int backup_restic_run_io(const backup_cfg *c, const backup_dest *d, const char *const *args, jb_spawn_io *io,
-                         jb_spawn_result *r, jb_err *err) {
-        return restic_run(c, d, args, NULL, 0, 0, io, r, err);
-}
 
 const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char *const *args, int stdin_fd,
                                 json_object *stage, jb_err *err) {

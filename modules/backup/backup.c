@@ -99,14 +99,6 @@ static const jb_param db_restore_item[] = {
         JB_P_OBJECT("database", db_restore_fields, 0, "one database"), JB_P_END
 };
 
-static const jb_param restore_params[] = {
-        DESTINATION_PARAM,
-        JB_P_STRLEN("snapshot_id", JB_CHECK_TOKEN, JB_REQUIRED, 8, 64, "a snapshot of the account's"),
-        JB_P_STRING("user", JB_CHECK_USERNAME, JB_REQUIRED, "the account the snapshots and databases are of"),
-        JB_P_ARRAY("databases", db_restore_item, JB_REQUIRED, 1, 32,
-                   "databases to restore from their dump (a database stage's snapshot)"),
-        JB_P_END
-};
 
 static const jb_param run_params[] = {
         DESTINATION_PARAM,
@@ -156,6 +148,22 @@ static const jb_param schedule_id_params[] = {
         JB_P_END
 };
 
+static const char *const restore_modes[] = { "staging", "in_place", NULL };
+
+static const jb_param restore_params[] = {
+        DESTINATION_PARAM,
+        JB_P_STRLEN("snapshot_id", JB_CHECK_TOKEN, JB_REQUIRED, 8, 64,
+                    "the snapshot (8 or 64 lower-case hex digits); it must carry the tag user=<user>"),
+        JB_P_STRING("user", JB_CHECK_USERNAME, JB_REQUIRED, "the account whose home receives the files"),
+        JB_P_ENUM("mode", restore_modes, 0,
+                  "staging (default): into <home>/<restore_dir>/<job_id>; in_place: over the home's files"),
+        JB_P_ARRAY("paths", rel_path_item, 0, 0, 12, "only these paths, relative to the home the snapshot recorded"),
+        JB_P_ARRAY("databases", db_restore_item, 0, 0, 32,
+                   "restore these databases from their dumps (database stages' snapshots) instead of files; "
+                   "mode and paths do not apply"),
+        JB_P_END
+};
+
 static const jb_param job_params[] = {
         JB_P_STRLEN("job_id", JB_CHECK_TOKEN, JB_REQUIRED, 32, 32, "what backup.run answered"),
         JB_P_END
@@ -192,6 +200,8 @@ static const jb_param settings[] = {
         JB_P_STRING("pg_user", JB_CHECK_USERNAME, 0, "the PostgreSQL superuser role and the system user pg_dump and "
                                                     "psql run as (peer authentication); default postgres"),
         PATH_SETTING("pg_host", "PostgreSQL's socket directory; default /var/run/postgresql"),
+        JB_P_STRLEN("restore_dir", JB_CHECK_PATH_SEGMENT, 0, 1, 64,
+                    "backup.restore's staging directory, one name beneath the home; default .jabali-restore"),
         JB_P_END
 };
 
@@ -217,6 +227,22 @@ static int init(json_object *s, jb_err *err) {
 
 /* ---- actions ---- */
 
+/* backup.restore: files (backup-restore.c) or, when databases[] is given,
+ * databases (backup-db-restore.c); each is its own job. */
+static int backup_restore_any(jb_call *call) {
+        json_object *dbs;
+
+        if (json_object_object_get_ex(jb_call_params(call), "databases", &dbs) && json_object_array_length(dbs) > 0) {
+                if (json_object_object_get_ex(jb_call_params(call), "mode", NULL) ||
+                    json_object_object_get_ex(jb_call_params(call), "paths", NULL))
+                        return jb_call_fail(call, JB_E_INVALID_PARAMS,
+                                            "databases: a restore of databases takes no mode or paths "
+                                            "(restore files with another call)");
+                return backup_db_restore(call);
+        }
+        return backup_restore(call);
+}
+
 static const char *const errors[] = { BACKUP_E_WRONG_PASSWORD, BACKUP_E_LOCKED, BACKUP_E_UNREACHABLE, BACKUP_E_AUTH,
                                       BACKUP_E_READ_ONLY, NULL };
 static const char *const check_errors[] = { BACKUP_E_WRONG_PASSWORD, BACKUP_E_LOCKED, BACKUP_E_UNREACHABLE,
@@ -233,6 +259,9 @@ static const jb_action actions[] = {
         { .name = "backup.run", .handler = backup_run, .params = run_params,
           .summary = "back up an account's home and paths as a job of stages; answers at once with its job_id",
           .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 30000, .errors = errors },
+        { .name = "backup.restore", .handler = backup_restore_any, .params = restore_params,
+          .summary = "restore an account's snapshot beneath its home (staging or in place) as a job; answers at once",
+          .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 120000, .errors = errors },
         { .name = "backup.job.get", .handler = backup_job_get, .params = job_params,
           .summary = "a job's record: state, stages, progress, snapshot, error", .timeout_ms = 10000 },
         { .name = "backup.job.list", .handler = backup_job_list, .params = NULL,
@@ -258,9 +287,6 @@ static const jb_action actions[] = {
           .errors = errors },
         { .name = "backup.schedule.list", .handler = backup_schedule_list, .params = NULL,
           .summary = "every schedule with its calendar and job", .timeout_ms = 30000 },
-        { .name = "backup.restore", .handler = backup_db_restore, .params = restore_params,
-          .summary = "restore an account's databases from their dumps as a job; answers at once with its job_id",
-          .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 120000, .errors = errors },
         { .name = NULL }
 };
 

@@ -19,7 +19,9 @@ modules_backup_backup_la_SOURCES = \
 	modules/backup/backup-schedule.c \
 	modules/backup/backup-unit.c \
 	modules/backup/backup-db.c \
-	modules/backup/backup-db-restore.c
+	modules/backup/backup-db-restore.c \
+	modules/backup/backup-restore.c \
+	modules/backup/backup-restore-tree.c
 # The database stages run a producer on a second thread (backup-db.c).
 modules_backup_backup_la_LIBADD = libjabali.la $(JSONC_LIBS) -lpthread
 modules_backup_backup_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -no-undefined \
@@ -38,7 +40,8 @@ EXTRA_DIST += \
 	tests/integration/test_backup.py \
 	tests/integration/test_backup_jobs.py \
 	tests/integration/test_backup_maint.py \
-	tests/integration/test_backup_schedule.py
+	tests/integration/test_backup_schedule.py \
+	tests/integration/test_backup_restore.py
 
 # Runs against Debian's restic when installed (tools/deps: restic).
 TESTS += tests/integration/test_backup.py tests/integration/test_backup_jobs.py
@@ -64,3 +67,4 @@ TESTS += tests/integration/test_backup_remote.py
 EXTRA_DIST += tests/integration/test_backup_db.py
 # Needs mariadb-server and postgresql too (tools/deps test).
 TESTS += tests/integration/test_backup_db.py
+TESTS += tests/integration/test_backup_restore.py
