@@ -175,8 +175,10 @@ lint_hat() {
         printf '%s\n' "$body" | grep -qE '^[[:space:]]*#?include[[:space:]]+<abstractions/jabali-agent-worker>' ||
                 echo "does not include <abstractions/jabali-agent-worker>"
         # An exec mode with p, c or u (Px, Cx, Ux, PUx, pix, cux, ...), or
-        # any named transition.
-        printf '%s\n' "$body" | grep -nE '[[:space:]][rwaklm]*[PpCcUu][rwaklmiPpCcUu]*x[rwaklm]*[[:space:]]*(,|->)|->' |
+        # any named transition. A mount rule's "->" names a mount point,
+        # not a profile: those lines are left out (keeping line numbers).
+        printf '%s\n' "$body" | sed 's/^[[:space:]]*mount[[:space:]].*$//' |
+                grep -nE '[[:space:]][rwaklm]*[PpCcUu][rwaklmiPpCcUu]*x[rwaklm]*[[:space:]]*(,|->)|->' |
                 sed 's/^/exec transition other than ix at line /'
         printf '%s\n' "$body" | grep -nE '(^|[[:space:]])change_profile([[:space:]]|,)' |
                 sed 's/^/change_profile rule at line /'

@@ -260,11 +260,11 @@ def init_and_back_up(e, dest, on_disk, restic_fn, name):
     job = finished(e, expect_ok(e.call("backup.run", {"destination": dest, "user": a.name}))["job_id"])
     assert job["state"] == "succeeded", job
     snaps = json.loads(restic_fn(name, "snapshots", "--json", "--tag", "user=" + a.name).stdout)
-    assert [s["short_id"] for s in snaps] == [job["snapshot_id"]] and snaps[0]["paths"] == [a.home], snaps
-    ls = restic_fn(name, "ls", "--json", job["snapshot_id"])
+    assert [s["short_id"] for s in snaps] == [job["stages"][0]["snapshot_id"]] and snaps[0]["paths"] == [a.home], snaps
+    ls = restic_fn(name, "ls", "--json", job["stages"][0]["snapshot_id"])
     assert ls.returncode == 0 and os.path.join(a.home, "private.txt") in ls.stdout, ls.stderr
     listed = expect_ok(e.call("backup.snapshots.list", {"destination": dest, "user": a.name}))["snapshots"]
-    assert [s["short_id"] for s in listed] == [job["snapshot_id"]]
+    assert [s["short_id"] for s in listed] == [job["stages"][0]["snapshot_id"]]
 
 
 @test

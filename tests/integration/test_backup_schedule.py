@@ -284,7 +284,7 @@ def the_service_starts_a_backup_that_succeeds():
     job_rec = test_backup.finished(e, res["job_id"])
     assert job_rec["state"] == "succeeded" and job_rec["user"] == a.name, job_rec
     snaps = json.loads(e.restic(d["location"], "snapshots", "--json", "--tag", "user=" + a.name).stdout)
-    assert [s["short_id"] for s in snaps] == [job_rec["snapshot_id"]] and snaps[0]["paths"] == [a.home], snaps
+    assert [s["short_id"] for s in snaps] == [job_rec["stages"][0]["snapshot_id"]] and snaps[0]["paths"] == [a.home], snaps
     # A dry run starts nothing.
     jobs = sorted(os.listdir(e.settings["jobs_dir"]))
     dry = expect_ok(e.call("backup.schedule.run", {"schedule_id": "acct"}, dry_run=True))
