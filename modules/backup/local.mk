@@ -62,7 +62,7 @@ tests_unit_test_backup_unit_LDADD = $(TEST_LIBS)
 modules_backup_backup_la_SOURCES += \
 	modules/backup/backup-remote.c \
 	modules/backup/backup-probe.c
-EXTRA_DIST += tests/integration/test_backup_remote.py
+EXTRA_DIST += tests/integration/test_backup_remote.py bench/backup-bench
 TESTS += tests/integration/test_backup_remote.py
 EXTRA_DIST += tests/integration/test_backup_db.py
 # Needs mariadb-server and postgresql too (tools/deps test).
