@@ -580,7 +580,7 @@ static int spawn_run(const jb_spawn_opts *o, jb_spawn_io *io, jb_spawn_result *r
         const char *envp[ELEMENTSOF(base_env) + JB_SPAWN_ENV_MAX + 1];
         int in_p[2] = { -1, -1 }, out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 };
         int in_rd, out_wr;
-        bool out_given = io && io->stdout_fd > 2;
+        int given_out = io && io->stdout_fd > 2 ? io->stdout_fd : -1;
         const char *program;
         run r = { .pid = -1, .pidfd = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1, .io = io };
         int k;
@@ -594,7 +594,7 @@ static int spawn_run(const jb_spawn_opts *o, jb_spawn_io *io, jb_spawn_result *r
         r.in_data = o->stdin_data;
         r.in_left = o->stdin_data ? o->stdin_len : 0;
 
-        if ((!out_given && (k = make_pipe(out_p)) < 0) || (k = make_pipe(err_p)) < 0 ||
+        if ((given_out < 0 && (k = make_pipe(out_p)) < 0) || (k = make_pipe(err_p)) < 0 ||
             (o->stdin_data && (k = make_pipe(in_p)) < 0)) {
                 close_pipe(out_p);
                 close_pipe(err_p);
@@ -602,7 +602,7 @@ static int spawn_run(const jb_spawn_opts *o, jb_spawn_io *io, jb_spawn_result *r
         }
 
         in_rd = io && io->stdin_fd > 2 ? io->stdin_fd : in_p[0];
-        out_wr = out_given ? io->stdout_fd : out_p[1];
+        out_wr = given_out >= 0 ? given_out : out_p[1];
         k = spawn_child(o, envp, in_rd, out_wr, err_p[1], &r.pid);
         /* The child's ends: the parent must not hold them, or EOF never comes. */
         io_close_given(io);
