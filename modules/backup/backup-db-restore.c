@@ -140,7 +140,7 @@ static void set_str(json_object *o, const char *k, const char *v) {
 }
 
 int backup_db_restore(jb_call *call) {
-        json_object *params = jb_call_params(call), *dest = NULL, *rec, *res = jb_call_result(call);
+        json_object *params = jb_call_params(call), *dest = NULL, *rec;
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
         rplan p = { .databases = NULL };
@@ -159,20 +159,10 @@ int backup_db_restore(jb_call *call) {
         jb_call_set_changed(call, true);
         if (jb_call_dry_run(call))
                 return 0;
-        if (backup_job_new_id(p.id, &err) < 0)
-                return jb_call_fail_err(call, &err);
         rec = json_object_new_object();
-        set_str(rec, "job_id", p.id);
         set_str(rec, "kind", "restore");
         set_str(rec, "user", user);
         set_str(rec, "snapshot_id", p.snapshot);
         json_object_object_add(rec, "destination", json_object_get(dest));
-        if (backup_job_start(&c, rec, work, &p, &err) < 0) {
-                json_object_put(rec);
-                return jb_call_fail_err(call, &err);
-        }
-        json_object_put(rec);
-        set_str(res, "job_id", p.id);
-        set_str(res, "state", "queued");
-        return 0;
+        return backup_job_launch(call, &c, rec, p.id, work, &p);
 }

@@ -137,6 +137,11 @@ typedef struct backup_job {
 typedef void (*backup_job_fn)(backup_job *j, void *arg);
 
 int backup_job_start(const backup_cfg *c, json_object *rec, backup_job_fn fn, void *arg, jb_err *err);
+/* What every job handler does once its plan holds: a new job_id (into id,
+ * which fn's arg may point at), stamped on `rec` (taken), the job started,
+ * and the answer {job_id, state: queued}; or the call failed. */
+int backup_job_launch(jb_call *call, const backup_cfg *c, json_object *rec, char id[BACKUP_JOB_ID_LEN + 1],
+                      backup_job_fn fn, void *arg);
 /* Appends {name, state: running} to the record's stages and writes it;
  * the stage belongs to the record. */
 json_object *backup_job_stage_begin(backup_job *j, const char *name);

@@ -471,7 +471,7 @@ int backup_restore(jb_call *call) {
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
         rplan p = { .in_place = false };
-        json_object *rec, *res = jb_call_result(call);
+        json_object *rec;
 
         backup_cfg_from_settings(jb_call_settings(call), &c);
         if (plan_from_params(&c, call, &p, &err) < 0)
@@ -479,22 +479,12 @@ int backup_restore(jb_call *call) {
         jb_call_set_changed(call, true);
         if (jb_call_dry_run(call))
                 return 0;
-        if (backup_job_new_id(p.id, &err) < 0)
-                return jb_call_fail_err(call, &err);
         rec = json_object_new_object();
-        set_str(rec, "job_id", p.id);
         set_str(rec, "kind", "restore");
         set_str(rec, "user", p.user);
         set_str(rec, "snapshot_id", p.snapshot);
         set_str(rec, "mode", p.in_place ? "in_place" : "staging");
         json_object_object_add(rec, "destination", json_object_get(json_object_object_get(jb_call_params(call),
                                                                                           "destination")));
-        if (backup_job_start(&c, rec, work, &p, &err) < 0) {
-                json_object_put(rec);
-                return jb_call_fail_err(call, &err);
-        }
-        json_object_put(rec);
-        set_str(res, "job_id", p.id);
-        set_str(res, "state", "queued");
-        return 0;
+        return backup_job_launch(call, &c, rec, p.id, work, &p);
 }

@@ -236,6 +236,26 @@ static pid_t start_runner(const backup_cfg *c, json_object *rec, backup_job_fn f
         return g;
 }
 
+int backup_job_launch(jb_call *call, const backup_cfg *c, json_object *rec, char id[BACKUP_JOB_ID_LEN + 1],
+                      backup_job_fn fn, void *arg) {
+        jb_err err = JB_ERR_INIT;
+        json_object *res = jb_call_result(call);
+        int r;
+
+        if (backup_job_new_id(id, &err) < 0) {
+                json_object_put(rec);
+                return jb_call_fail_err(call, &err);
+        }
+        set_str(rec, "job_id", id);
+        r = backup_job_start(c, rec, fn, arg, &err);
+        json_object_put(rec);
+        if (r < 0)
+                return jb_call_fail_err(call, &err);
+        set_str(res, "job_id", id);
+        set_str(res, "state", "queued");
+        return 0;
+}
+
 int backup_job_start(const backup_cfg *c, json_object *rec, backup_job_fn fn, void *arg, jb_err *err) {
         pid_t g;
         int go = -1;
