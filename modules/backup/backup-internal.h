@@ -20,6 +20,7 @@
 #define BACKUP_E_UNREACHABLE "DEST_UNREACHABLE"         /* no connection to the server */
 #define BACKUP_E_AUTH "DEST_AUTH_FAILED"                /* credentials refused, or the host key is not the pinned one */
 #define BACKUP_E_READ_ONLY "DEST_READ_ONLY"             /* the destination refuses writes */
+#define BACKUP_E_FULL "DEST_FULL"                       /* no space (or quota) left where restic writes */
 /* In job records only (error.code of a job). */
 #define BACKUP_E_PARTIAL "BACKUP_PARTIAL"               /* restic exit 3: a snapshot without some files */
 #define BACKUP_E_INTERRUPTED "JOB_INTERRUPTED"          /* the job's process ended before the job */
@@ -99,7 +100,9 @@ int backup_secret_path(const backup_cfg *c, const char *ref, char *out, size_t s
  * repository. The repository and the password file go through the
  * environment (RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE), never argv, which
  * any local user can read. Returns 0 when restic ran (*r filled, the caller
- * frees it), -1 when it could not be run. */
+ * frees it), -1 when it could not be run. `args` holds at most
+ * BACKUP_RESTIC_ARGS_MAX arguments (a backup stage's tags are most of them). */
+#define BACKUP_RESTIC_ARGS_MAX 64
 int backup_restic_run(const backup_cfg *c, const backup_dest *d, const char *const *args, uint64_t timeout_ms,
                       jb_spawn_result *r, jb_err *err);
 /* The same with `in` (len bytes) on restic's stdin (backup --stdin). */
@@ -206,9 +209,10 @@ int backup_db_restore(jb_call *call);
 
 /* Handlers. */
 int backup_run(jb_call *call);
-/* backup.run's work for a params object that passed its schema (also
- * what a schedule starts). */
-int backup_run_params(jb_call *call, json_object *params);
+/* backup.run's work for a params object that passed its schema; a
+ * schedule starts it with its schedule_id (NULL otherwise), which the job
+ * record names and every snapshot carries as jabali-schedule=<id>. */
+int backup_run_params(jb_call *call, json_object *params, const char *schedule_id);
 int backup_job_get(jb_call *call);
 int backup_job_list(jb_call *call);
 int backup_job_cancel(jb_call *call);

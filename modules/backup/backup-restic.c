@@ -12,11 +12,13 @@
 
 #include "backup-internal.h"
 
-#define ARGS_MAX 32
 
 /* restic 0.14 prints a status line 40-60 times a second with --json;
  * four times a second is plenty for a record written twice a second. */
 #define PROGRESS_FPS "RESTIC_PROGRESS_FPS=4"
+
+/* Unreadable items a stage lists by name; the rest are only counted. */
+#define UNREADABLE_MAX 100
 
 /* What jb_spawn_run_io would have closed, when it is not reached. */
 static void close_io(jb_spawn_io *io) {
@@ -29,7 +31,7 @@ static void close_io(jb_spawn_io *io) {
 static int restic_run(const backup_cfg *c, const backup_dest *d, const char *const *args, const void *in,
                       size_t len, uint64_t timeout_ms, jb_spawn_io *io, jb_spawn_result *r, jb_err *err) {
         char repo[BACKUP_REPO_MAX + 32], pw[PATH_MAX + 32], cache[PATH_MAX + 32];
-        const char *argv[ARGS_MAX + 4], *env[] = { repo, pw, cache, PROGRESS_FPS, NULL };
+        const char *argv[BACKUP_RESTIC_ARGS_MAX + 4], *env[] = { repo, pw, cache, PROGRESS_FPS, NULL };
         size_t n = 0, i = 0;
         jb_spawn_opts o = { .argv = argv, .env = env, .timeout_ms = timeout_ms, .max_output = BACKUP_OUTPUT_MAX,
                             .stdin_data = in, .stdin_len = len };
@@ -41,7 +43,7 @@ static int restic_run(const backup_cfg *c, const backup_dest *d, const char *con
                 argv[n++] = d->option;
         }
         for (; args[i]; i++) {
-                if (i >= ARGS_MAX) {
+                if (i >= BACKUP_RESTIC_ARGS_MAX) {
                         close_io(io);
                         return jb_err_set(err, JB_E_INTERNAL, "too many restic arguments");
                 }
@@ -165,6 +167,60 @@ void backup_restic_forget(const backup_cfg *c, const backup_dest *d, json_object
 }
 
 
+/* One of restic's error lines, {"message_type":"error","error":{"Op",
+ * "Path","Err"},"during","item"}, as {path, op, reason}; NULL for any
+ * other line. `error` is {} for a directory. */
+static json_object *unreadable_item(const char *line, size_t len) {
+        json_tokener *tok = json_tokener_new();
+        json_object *o, *t, *e, *v, *item = NULL;
+
+        if (!tok)
+                return NULL;
+        o = json_tokener_parse_ex(tok, line, (int) len);
+        json_tokener_free(tok);
+        if (o && json_object_object_get_ex(o, "message_type", &t) &&
+            strcmp(json_object_get_string(t), "error") == 0 && json_object_object_get_ex(o, "item", &v)) {
+                item = json_object_new_object();
+                json_object_object_add(item, "path", json_object_new_string(json_object_get_string(v)));
+                if (json_object_object_get_ex(o, "error", &e) && json_object_object_get_ex(e, "Op", &v))
+                        json_object_object_add(item, "op", json_object_new_string(json_object_get_string(v)));
+                if (json_object_object_get_ex(o, "error", &e) && json_object_object_get_ex(e, "Err", &v) &&
+                    json_object_is_type(v, json_type_int))
+                        json_object_object_add(item, "reason",
+                                               json_object_new_string(strerror(json_object_get_int(v))));
+        }
+        json_object_put(o);
+        return item;
+}
+
+/* What restic could not read, from its stderr: the first UNREADABLE_MAX
+ * items as `unreadable`, all of them counted in `unreadable_count`. */
+static size_t list_unreadable(const jb_spawn_result *r, json_object *stage) {
+        const char *line = r->stderr_data, *end, *stop = line ? line + r->stderr_len : NULL;
+        json_object *list = json_object_new_array(), *item;
+        size_t n = 0;
+
+        for (; line && line < stop; line = end + 1) {
+                end = memchr(line, '\n', (size_t) (stop - line));
+                if (!end)
+                        end = stop;
+                if (end - line < 2 || line[0] != '{' || end - line > INT32_MAX)
+                        continue;
+                if (!(item = unreadable_item(line, (size_t) (end - line))))
+                        continue;
+                if (n++ < UNREADABLE_MAX)
+                        json_object_array_add(list, item);
+                else
+                        json_object_put(item);
+        }
+        if (n > 0) {
+                json_object_object_add(stage, "unreadable", list);
+                json_object_object_add(stage, "unreadable_count", json_object_new_int64((int64_t) n));
+        } else
+                json_object_put(list);
+        return n;
+}
+
 const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char *const *args, int stdin_fd,
                                 json_object *stage, jb_err *err) {
         watch w = { .job = j, .stage = stage };
@@ -172,10 +228,12 @@ const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char 
                            .cancel_fd = j->cancel_fd, .cancel_signal = SIGINT };
         jb_spawn_result r;
         const char *state;
+        size_t unreadable;
 
         if (restic_run(j->c, d, args, NULL, 0, 0, &io, &r, err) < 0)
                 return "failed";
         json_object_object_add(stage, "exit_code", json_object_new_int(r.exit_code));
+        unreadable = list_unreadable(&r, stage);
         if (io.cancelled) {
                 j->cancel_asked = true;
                 state = "cancelled";
@@ -185,7 +243,8 @@ const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char 
                 state = "succeeded";
         } else if (r.exit_code == 3 && json_object_object_get_ex(stage, "snapshot_id", NULL)) {
                 state = "partial";
-                jb_err_set_code(err, BACKUP_E_PARTIAL, "the snapshot lacks files restic could not read");
+                jb_err_set_code(err, BACKUP_E_PARTIAL, "the snapshot lacks %zu item%s restic could not read",
+                                unreadable, unreadable == 1 ? "" : "s");
         } else {
                 state = "failed";
                 if (jb_spawn_succeeded(&r))
@@ -209,6 +268,11 @@ int backup_restic_err(const jb_spawn_result *r, jb_err *err) {
         if (strstr(e, "repository is already locked"))
                 return jb_err_set_code(err, BACKUP_E_LOCKED,
                                        "the repository is locked by another restic (restic unlock removes a stale lock)");
+        /* Go's words for ENOSPC and EDQUOT. A remote server's full disk
+         * reaches restic as a generic failure (sftp's SSH_FX_FAILURE, an
+         * HTTP 500) and stays SERVICE_FAILED with restic's line. */
+        if (strstr(e, "no space left on device") || strstr(e, "disk quota exceeded"))
+                return jb_err_set_code(err, BACKUP_E_FULL, "the destination has no space left");
         if (strstr(e, "unable to open config file") && strstr(e, "no such file or directory"))
                 return jb_err_set(err, JB_E_NOT_FOUND, "there is no repository at the destination");
         if (backup_remote_err(e, err) < 0)

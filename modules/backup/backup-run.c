@@ -7,7 +7,8 @@
  * (backup-view.c).
  *
  * Snapshots are tagged user=<user>, jabali-job=<job_id>,
- * jabali-stage=<home|path|db>, and the caller's tags{} as key=value; a
+ * jabali-stage=<home|path|db>, jabali-schedule=<id> when a schedule
+ * started the job, and the caller's tags{} as key=value; a
  * database stage "db:<engine>:<name>" (after the files) also
  * jabali-db=<engine>:<name>. */
 
@@ -22,9 +23,12 @@
 
 #include "backup-internal.h"
 
-/* restic arguments of one backup stage: the fixed ones, tags, the path. */
+/* restic arguments of one backup stage: "backup --json", five tags of
+ * the module's, the caller's, then "--stdin --stdin-filename F" or
+ * "-- PATH"; and the terminating NULL. */
 #define TAGS_MAX 16
-#define STAGE_ARGS_MAX (8 + 2 * (4 + TAGS_MAX))
+#define STAGE_ARGS_MAX (2 + 2 * (5 + TAGS_MAX) + 3 + 1)
+_Static_assert(STAGE_ARGS_MAX - 1 <= BACKUP_RESTIC_ARGS_MAX, "restic_run takes every argument of a stage");
 
 typedef struct plan {
         backup_dest d;
@@ -36,6 +40,7 @@ typedef struct plan {
         json_object *databases; /* the same; each checked: the account's */
         char tags[TAGS_MAX][2 * JB_MAP_KEY_MAX + 2];
         size_t ntags;
+        char schedule_tag[96];  /* jabali-schedule=<id>, or empty */
 } plan;
 
 static void set_str(json_object *o, const char *k, const char *v) {
@@ -67,6 +72,10 @@ static void stage_args_init(stage_args *a, const plan *p, const char *kind, cons
                 snprintf(a->extra_tag, sizeof a->extra_tag, "%s", extra);
                 a->v[a->n++] = "--tag";
                 a->v[a->n++] = a->extra_tag;
+        }
+        if (p->schedule_tag[0]) {
+                a->v[a->n++] = "--tag";
+                a->v[a->n++] = p->schedule_tag;
         }
         for (size_t i = 0; i < p->ntags; i++) {
                 a->v[a->n++] = "--tag";
@@ -224,7 +233,7 @@ static int plan_from_params(const backup_cfg *c, json_object *params, plan *p, j
         return 0;
 }
 
-int backup_run_params(jb_call *call, json_object *params) {
+int backup_run_params(jb_call *call, json_object *params, const char *schedule_id) {
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
         plan p = { .ntags = 0 };
@@ -233,16 +242,20 @@ int backup_run_params(jb_call *call, json_object *params) {
         backup_cfg_from_settings(jb_call_settings(call), &c);
         if (plan_from_params(&c, params, &p, &err) < 0)
                 return jb_call_fail_err(call, &err);
+        if (schedule_id)
+                snprintf(p.schedule_tag, sizeof p.schedule_tag, "jabali-schedule=%s", schedule_id);
         jb_call_set_changed(call, true);
         if (jb_call_dry_run(call))
                 return 0;
         rec = json_object_new_object();
         set_str(rec, "kind", "backup");
         set_str(rec, "user", p.user);
+        if (schedule_id)
+                set_str(rec, "schedule_id", schedule_id);
         json_object_object_add(rec, "destination", json_object_get(json_object_object_get(params, "destination")));
         return backup_job_launch(call, &c, rec, p.id, work, &p);
 }
 
 int backup_run(jb_call *call) {
-        return backup_run_params(call, jb_call_params(call));
+        return backup_run_params(call, jb_call_params(call), NULL);
 }

@@ -533,7 +533,7 @@ int backup_schedule_run(jb_call *call) {
                 return jb_call_fail(call, JB_E_CONFLICT, "schedule %s: its job is not one backup.run takes (%s)", id,
                                     why);
         }
-        r = backup_run_params(call, job);
+        r = backup_run_params(call, job, id);
         json_object_put(sched);
         if (r == 0)
                 json_object_object_add(jb_call_result(call), "schedule_id", json_object_new_string(id));

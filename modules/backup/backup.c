@@ -244,9 +244,10 @@ static int backup_restore_any(jb_call *call) {
 }
 
 static const char *const errors[] = { BACKUP_E_WRONG_PASSWORD, BACKUP_E_LOCKED, BACKUP_E_UNREACHABLE, BACKUP_E_AUTH,
-                                      BACKUP_E_READ_ONLY, NULL };
+                                      BACKUP_E_READ_ONLY, BACKUP_E_FULL, NULL };
 static const char *const check_errors[] = { BACKUP_E_WRONG_PASSWORD, BACKUP_E_LOCKED, BACKUP_E_UNREACHABLE,
-                                            BACKUP_E_AUTH, BACKUP_E_READ_ONLY, BACKUP_E_DAMAGED, NULL };
+                                            BACKUP_E_AUTH, BACKUP_E_READ_ONLY, BACKUP_E_FULL, BACKUP_E_DAMAGED,
+                                            NULL };
 
 static const jb_action actions[] = {
         { .name = "backup.destination.test", .handler = backup_destination_test, .params = destination_test_params,

@@ -68,3 +68,7 @@ EXTRA_DIST += tests/integration/test_backup_db.py
 # Needs mariadb-server and postgresql too (tools/deps test).
 TESTS += tests/integration/test_backup_db.py
 TESTS += tests/integration/test_backup_restore.py
+# Unreadable files (an EIO filesystem through FUSE: tools/deps' python3-fusepy)
+# and a full destination (a small tmpfs).
+EXTRA_DIST += tests/integration/test_backup_faults.py tests/integration/eiofs.py
+TESTS += tests/integration/test_backup_faults.py

@@ -102,6 +102,14 @@ def paths_and_tags_are_stages():
         snap = [x for x in snapshots(e, repo, "jabali-job=" + r["job_id"]) if x["short_id"] == s["snapshot_id"]]
         assert len(snap) == 1 and snap[0]["paths"] == [os.path.join(a.home, rel)], snap
         assert "reason=manual" in snap[0]["tags"] and "jabali-stage=path" in snap[0]["tags"], snap
+    # As many tags as the schema takes, on a database-free path stage.
+    many = {"k%02d" % i: "v%d" % i for i in range(16)}
+    r = expect_ok(e.call("backup.run", {"destination": d, "user": a.name, "home": False, "paths": ["docs"],
+                                        "tags": many}))
+    j = finished(e, r["job_id"])
+    assert j["state"] == "succeeded", j
+    snap = snapshots(e, repo, "jabali-job=" + r["job_id"])
+    assert len(snap) == 1 and all("%s=%s" % kv in snap[0]["tags"] for kv in many.items()), snap
     for bad in ({"paths": ["../etc"]}, {"paths": ["/etc"]}, {"paths": ["a//b"]}, {"tags": {"user": "x"}},
                 {"tags": {"jabali-job": "x"}}, {"tags": {"k": "a,b"}}, {"home": False},
                 {"home": False, "paths": []}):

@@ -283,8 +283,13 @@ def the_service_starts_a_backup_that_succeeds():
     assert res["schedule_id"] == "acct" and res["state"] == "queued" and res["changed"] is True, answer
     job_rec = test_backup.finished(e, res["job_id"])
     assert job_rec["state"] == "succeeded" and job_rec["user"] == a.name, job_rec
+    assert job_rec["schedule_id"] == "acct", "the record does not name its schedule: %r" % job_rec
     snaps = json.loads(e.restic(d["location"], "snapshots", "--json", "--tag", "user=" + a.name).stdout)
     assert [s["short_id"] for s in snaps] == [job_rec["stages"][0]["snapshot_id"]] and snaps[0]["paths"] == [a.home], snaps
+    assert "jabali-schedule=acct" in snaps[0]["tags"], snaps
+    # A job started by hand names no schedule.
+    by_hand = test_backup.finished(e, expect_ok(e.call("backup.run", {"destination": d, "user": a.name}))["job_id"])
+    assert by_hand["state"] == "succeeded" and "schedule_id" not in by_hand, by_hand
     # A dry run starts nothing.
     jobs = sorted(os.listdir(e.settings["jobs_dir"]))
     dry = expect_ok(e.call("backup.schedule.run", {"schedule_id": "acct"}, dry_run=True))
