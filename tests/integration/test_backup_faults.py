@@ -12,7 +12,7 @@
   and no snapshot, the repository checks clean and holds no lock, and once
   there is room the same backup succeeds.
 
-Needs root, restic, FUSE and Debian's python3-fusepy (tools/deps test);
+Needs root, restic, /dev/fuse and Debian's python3-fusepy (root mounts through libfuse2 itself, no fusermount) (tools/deps test);
 without them the file reports a single skipped case.
 """
 
