@@ -360,6 +360,27 @@ def run():
     sys.exit(1 if failed else 0)
 
 
+def suite(what, needs, ready=True, env=lambda: None):
+    """The main() of a suite that runs real services: without root, or
+    when `ready` is false (a tool missing), a single skipped case (TAP SKIP,
+    never a failure) saying what it `needs`; otherwise every @test, and
+    `env()` (the suite's environment, or None) closed whatever happened."""
+    if os.geteuid() != 0 or not ready:
+        print("ok 1 - %s # SKIP needs %s" % (what, needs))
+        print("1..1")
+        return
+    try:
+        run()
+    finally:
+        e = env()
+        if e is not None:
+            e.close()
+
+
+def executable(*paths):
+    return all(os.access(p, os.X_OK) for p in paths)
+
+
 # ---- valgrind (JABALI_VALGRIND=1) ----
 
 VALGRIND = os.environ.get("JABALI_VALGRIND") == "1"

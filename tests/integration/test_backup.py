@@ -25,7 +25,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agenttest import Agent, expect_error, expect_golden, expect_ok, run, test  # noqa: E402
+import agenttest  # noqa: E402
+from agenttest import Agent, executable, expect_error, expect_golden, expect_ok, test  # noqa: E402
 from webstack import Account, module_dir  # noqa: E402
 
 RESTIC = "/usr/bin/restic"
@@ -360,15 +361,7 @@ def a_job_whose_process_died_is_interrupted():
 
 
 def main():
-    if os.geteuid() != 0 or not os.access(RESTIC, os.X_OK):
-        print("ok 1 - backup module # SKIP needs root and restic (tools/deps test)")
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
+    agenttest.suite("backup module", "root and restic (tools/deps test)", executable(RESTIC), lambda: ENV)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agenttest import Agent, expect_error, expect_ok, run, test  # noqa: E402
+import agenttest  # noqa: E402
+from agenttest import Agent, executable, expect_error, expect_ok, test  # noqa: E402
 from webstack import Account, module_dir  # noqa: E402
 
 RESTIC = "/usr/bin/restic"
@@ -502,16 +503,8 @@ def restic_killed_mid_stream_fails():
 
 
 def main():
-    need = (RESTIC, MARIADBD, MARIADB_DUMP, os.path.join(PGBIN, "postgres"))
-    if os.geteuid() != 0 or not all(os.access(p, os.X_OK) for p in need):
-        print("ok 1 - backup database stages # SKIP needs root, restic, mariadb-server, postgresql (tools/deps test)")
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
+    agenttest.suite("backup database stages", "root, restic, mariadb-server, postgresql (tools/deps test)",
+                    executable(RESTIC, MARIADBD, MARIADB_DUMP, os.path.join(PGBIN, "postgres")), lambda: ENV)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agenttest  # noqa: E402
-from agenttest import CTL, expect_ok, run, test  # noqa: E402
-import test_backup  # noqa: E402
+from agenttest import CTL, executable, expect_ok, test  # noqa: E402
 from test_backup import RESTIC, Env, finished, initialised  # noqa: E402
 from webstack import Account  # noqa: E402
 
@@ -164,16 +163,8 @@ def a_full_destination_fails_with_its_code():
 
 
 def main():
-    if os.geteuid() != 0 or not os.access(RESTIC, os.X_OK) or not have_fuse():
-        print("ok 1 - backup faults # SKIP needs root, restic, FUSE and python3-fusepy (tools/deps test)")
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
-        test_backup.ENV = None
+    agenttest.suite("backup faults", "root, restic, FUSE and python3-fusepy (tools/deps test)",
+                    executable(RESTIC) and have_fuse(), lambda: ENV)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agenttest  # noqa: E402
-from agenttest import CTL, expect_error, expect_ok, run, test  # noqa: E402
-import test_backup  # noqa: E402
+from agenttest import CTL, executable, expect_error, expect_ok, test  # noqa: E402
 from test_backup import RESTIC, TERMINAL, Env, finished, initialised  # noqa: E402
 
 del agenttest._tests[:]        # test_backup's own cases run in their own file
@@ -264,16 +263,7 @@ def a_killed_agent_leaves_an_interrupted_job_and_a_clean_repository():
 
 
 def main():
-    if os.geteuid() != 0 or not os.access(RESTIC, os.X_OK):
-        print("ok 1 - backup jobs # SKIP needs root and restic (tools/deps test)")
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
-        test_backup.ENV = None
+    agenttest.suite("backup jobs", "root and restic (tools/deps test)", executable(RESTIC), lambda: ENV)
 
 
 if __name__ == "__main__":

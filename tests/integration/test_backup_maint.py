@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agenttest  # noqa: E402
 import test_backup  # noqa: E402
-from agenttest import expect_error, expect_ok, run, test  # noqa: E402
+from agenttest import executable, expect_error, expect_ok, test  # noqa: E402
 from test_backup import RESTIC, initialised  # noqa: E402
 
 # Importing test_backup registered its cases with the shared runner: this
@@ -186,15 +186,7 @@ def check_finds_a_damaged_repository():
 
 
 def main():
-    if os.geteuid() != 0 or not os.access(RESTIC, os.X_OK):
-        print("ok 1 - backup forget and check # SKIP needs root and restic (tools/deps test)")
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
+    agenttest.suite("backup forget and check", "root and restic (tools/deps test)", executable(RESTIC), lambda: ENV)
 
 
 if __name__ == "__main__":

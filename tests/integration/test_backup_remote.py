@@ -29,7 +29,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agenttest  # noqa: E402
-from agenttest import expect_error, expect_golden, expect_ok, run, test  # noqa: E402
+from agenttest import executable, expect_error, expect_golden, expect_ok, test  # noqa: E402
 from test_backup import PASSWORD, RESTIC, Env, finished, wait_for  # noqa: E402
 
 # test_backup's own cases registered themselves on import; this file runs its own only.
@@ -472,16 +472,8 @@ def the_rest_password_is_nowhere():
 
 
 def main():
-    tools = (RESTIC, SSHD, SSH, SSH_KEYGEN, RCLONE)
-    if os.geteuid() != 0 or not all(os.access(t, os.X_OK) for t in tools):
-        print("ok 1 - backup remote destinations # SKIP needs root, restic, sshd and rclone (tools/deps test)")
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
+    agenttest.suite("backup remote destinations", "root, restic, sshd and rclone (tools/deps test)",
+                    executable(RESTIC, SSHD, SSH, SSH_KEYGEN, RCLONE), lambda: ENV)
 
 
 if __name__ == "__main__":

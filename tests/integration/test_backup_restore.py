@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agenttest  # noqa: E402
 import test_backup as tb  # noqa: E402
-from agenttest import expect_error, expect_ok, run, test  # noqa: E402
+from agenttest import executable, expect_error, expect_ok, test  # noqa: E402
 from webstack import Account  # noqa: E402
 
 # test_backup's own cases registered themselves on import: not ours to run.
@@ -397,15 +397,7 @@ def cancel_stops_restic_and_leaves_nothing():
 
 
 def main():
-    if os.geteuid() != 0 or not os.access(tb.RESTIC, os.X_OK):
-        print("ok 1 - backup.restore # SKIP needs root and restic (tools/deps test)")
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
+    agenttest.suite("backup.restore", "root and restic (tools/deps test)", executable(tb.RESTIC), lambda: ENV)
 
 
 if __name__ == "__main__":

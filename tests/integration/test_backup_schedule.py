@@ -22,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agenttest  # noqa: E402
 import test_backup  # noqa: E402
-from agenttest import CTL, Agent, expect_error, expect_ok, run, test  # noqa: E402
+from agenttest import CTL, Agent, executable, expect_error, expect_ok, test  # noqa: E402
 from test_backup import PASSWORD, RESTIC, initialised  # noqa: E402
 from webstack import module_dir  # noqa: E402
 
@@ -306,15 +306,8 @@ def the_service_starts_a_backup_that_succeeds():
 
 
 def main():
-    if os.geteuid() != 0 or not all(os.access(p, os.X_OK) for p in (RESTIC, ANALYZE)):
-        print("ok 1 - backup schedules # SKIP needs root, restic and systemd-analyze (tools/deps test)")
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
+    agenttest.suite("backup schedules", "root, restic and systemd-analyze (tools/deps test)",
+                    executable(RESTIC, ANALYZE), lambda: ENV)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agenttest import (Agent, BUILDDIR, expect_error, expect_golden, expect_ok, frame, read_frame, run,  # noqa: E402
-                       test)
+import agenttest  # noqa: E402
+from agenttest import BUILDDIR, Agent, expect_error, expect_golden, expect_ok, frame, read_frame, test  # noqa: E402
 import dnsenv  # noqa: E402
 
 WAIT_S = 30
@@ -780,16 +780,8 @@ def delete_stops_serving():
 
 def main():
     gone = dnsenv.missing()
-    if gone or os.geteuid() != 0:
-        print("ok 1 - dns module # SKIP needs root and %s (Debian packages pdns-server pdns-backend-mysql "
-              "mariadb-server bind9-dnsutils)" % (", ".join(gone) or "nothing else"))
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
+    agenttest.suite("dns module", "root and %s (Debian packages pdns-server pdns-backend-mysql mariadb-server "
+                    "bind9-dnsutils)" % (", ".join(gone) or "nothing else"), not gone, lambda: ENV)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agenttest import Agent, BUILDDIR, expect_error, expect_golden, expect_ok, run, test  # noqa: E402
+import agenttest  # noqa: E402
+from agenttest import BUILDDIR, Agent, executable, expect_error, expect_golden, expect_ok, test  # noqa: E402
 
 DOVECOT = "/usr/sbin/dovecot"
 DOVEADM = "/usr/bin/doveadm"
@@ -755,16 +756,8 @@ def delete_mailbox_and_domain():
 
 
 def main():
-    tools = (DOVECOT, DOVEADM, POSTFIX, POSTMAP)
-    if os.geteuid() != 0 or not all(os.access(t, os.X_OK) for t in tools):
-        print("ok 1 - mail module # SKIP needs root, dovecot and postfix (tools/deps test)")
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
+    agenttest.suite("mail module", "root, dovecot and postfix (tools/deps test)",
+                    executable(DOVECOT, DOVEADM, POSTFIX, POSTMAP), lambda: ENV)
 
 
 if __name__ == "__main__":

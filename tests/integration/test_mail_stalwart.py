@@ -25,7 +25,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fakes"))
-from agenttest import Agent, BUILDDIR, GOLDEN, expect_error, expect_ok, run, test  # noqa: E402
+import agenttest  # noqa: E402
+from agenttest import BUILDDIR, GOLDEN, Agent, expect_error, expect_ok, test  # noqa: E402
 from stalwart import FakeStalwart  # noqa: E402
 
 DOMAIN = "example.test"
@@ -294,15 +295,7 @@ def deletes():
 
 
 def main():
-    if os.geteuid() != 0:
-        print("ok 1 - mail module (stalwart) # SKIP needs root (the token file must be root's)")
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
+    agenttest.suite("mail module (stalwart)", "root (the token file must be root's)", env=lambda: ENV)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import webstack  # noqa: E402
-from agenttest import (Agent, BUILDDIR, SRCDIR, expect_error, expect_golden, expect_ok, run,  # noqa: E402
-                       test)
+import agenttest  # noqa: E402
+from agenttest import BUILDDIR, SRCDIR, Agent, executable, expect_error, expect_golden, expect_ok, test  # noqa: E402
 
 NGINX = "/usr/sbin/nginx"
 MODULE_SO = os.path.join(BUILDDIR, "modules", "nginx", ".libs", "nginx.so")
@@ -613,15 +613,7 @@ def delete_falls_back_to_the_default_server():
 
 
 def main():
-    if not os.access(NGINX, os.X_OK) or os.geteuid() != 0:
-        print("ok 1 - nginx module # SKIP needs root and %s (Debian package nginx)" % NGINX)
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
+    agenttest.suite("nginx module", "root and %s (Debian package nginx)" % NGINX, executable(NGINX), lambda: ENV)
 
 
 if __name__ == "__main__":

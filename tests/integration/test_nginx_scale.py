@@ -35,7 +35,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agenttest  # noqa: E402
 import test_nginx  # noqa: E402  (its cases run only when it is the main program)
-from agenttest import expect_ok, run, test  # noqa: E402
+from agenttest import executable, expect_ok, test  # noqa: E402
 
 # Importing test_nginx registered its cases with the shared runner: this
 # program runs only its own.
@@ -161,15 +161,8 @@ def second_identical_pass_writes_nothing_and_reloads_nothing():
 
 
 def main():
-    if not os.access(test_nginx.NGINX, os.X_OK) or os.geteuid() != 0:
-        print("ok 1 - nginx module at scale # SKIP needs root and %s (Debian package nginx)" % test_nginx.NGINX)
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
+    agenttest.suite("nginx module at scale", "root and %s (Debian package nginx)" % test_nginx.NGINX,
+                    executable(test_nginx.NGINX), lambda: ENV)
 
 
 if __name__ == "__main__":

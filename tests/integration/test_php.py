@@ -29,7 +29,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agenttest import Agent, expect_golden, expect_error, expect_ok, run, test  # noqa: E402
+import agenttest  # noqa: E402
+from agenttest import Agent, expect_error, expect_golden, expect_ok, test  # noqa: E402
 from webstack import (FPM, PHP_VERSION, Account, PhpFpm, fcgi_request, have_php_fpm, module_dir,  # noqa: E402
                       reload_command, reload_count, reload_state, reloaded, settle, snapshot, templates,
                       www_data)
@@ -548,15 +549,8 @@ def delete_removes_the_pool():
 
 
 def main():
-    if not have_php_fpm() or os.geteuid() != 0:
-        print("ok 1 - php module # SKIP needs root and %s (Debian package php%s-fpm)" % (FPM, VERSION))
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
+    agenttest.suite("php module", "root and %s (Debian package php%s-fpm)" % (FPM, VERSION), have_php_fpm(),
+                    lambda: ENV)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agenttest import Agent, expect_error, expect_ok, run, test  # noqa: E402
+import agenttest  # noqa: E402
+from agenttest import Agent, expect_error, expect_ok, test  # noqa: E402
 from webstack import (PHP_VERSION, Account, Nginx, PhpFpm, have_nginx, have_php_fpm, module_dir,  # noqa: E402
                       reload_command, reloaded, settle)
 
@@ -219,15 +220,8 @@ def deleting_the_pool_makes_nginx_answer_502():
 
 
 def main():
-    if not have_php_fpm() or not have_nginx() or os.geteuid() != 0:
-        print("ok 1 - php and nginx modules # SKIP needs root, nginx and php%s-fpm" % PHP_VERSION)
-        print("1..1")
-        return
-    try:
-        run()
-    finally:
-        if ENV is not None:
-            ENV.close()
+    agenttest.suite("php and nginx modules", "root, nginx and php%s-fpm" % PHP_VERSION,
+                    have_php_fpm() and have_nginx(), lambda: ENV)
 
 
 if __name__ == "__main__":
