@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* backup.restore of databases: a job with a stage per database (see
- * backup_db_restore_stage). Before answering, the handler checks each
+/* backup.restore of databases: a stage per database (see
+ * backup_db_restore_stage), in a job of their own or after the files of a
+ * restore with files: true (backup-restore.c). Before answering, the
+ * handler checks each
  * database is the account's and each snapshot is a dump of that very
  * database taken for that account (tags user=<user> and
  * jabali-db=<engine>:<name>), so a snapshot id of another account's, or
@@ -12,14 +14,10 @@
 
 #include "backup-internal.h"
 
-#define DBS_MAX 32
-
 typedef struct rplan {
         backup_dest d;
         char id[BACKUP_JOB_ID_LEN + 1];
-        json_object *databases;         /* borrowed from the request; valid in the runner's copy */
-        const char *snapshot;           /* the default snapshot_id, the same */
-        char snaps[DBS_MAX][65];        /* each database's snapshot, its full id as restic listed it */
+        backup_db_rplan dbs;
 } rplan;
 
 static const char *db_str(json_object *db, const char *k) {
@@ -28,22 +26,20 @@ static const char *db_str(json_object *db, const char *k) {
         return json_object_object_get_ex(db, k, &v) ? json_object_get_string(v) : NULL;
 }
 
-/* The snapshot_id the request gives for db. */
-static const char *db_snapshot(const rplan *p, json_object *db) {
-        const char *s = db_str(db, "snapshot_id");
-
-        return s ? s : p->snapshot;
-}
-
-static void work(backup_job *j, void *arg) {
-        const rplan *p = arg;
+void backup_db_restore_work(backup_job *j, const backup_dest *d, const backup_db_rplan *p) {
         size_t n = json_object_array_length(p->databases);
 
         for (size_t i = 0; i < n && !backup_job_cancelled(j); i++) {
                 json_object *db = json_object_array_get_idx(p->databases, i);
 
-                backup_db_restore_stage(j, &p->d, p->snaps[i], db_str(db, "engine"), db_str(db, "name"));
+                backup_db_restore_stage(j, d, p->snaps[i], db_str(db, "engine"), db_str(db, "name"));
         }
+}
+
+static void work(backup_job *j, void *arg) {
+        const rplan *p = arg;
+
+        backup_db_restore_work(j, &p->d, &p->dbs);
 }
 
 static bool has_tag(json_object *snap, const char *tag) {
@@ -99,25 +95,32 @@ static int list_snapshots(const backup_cfg *c, const backup_dest *d, const char 
         return rc;
 }
 
-/* Each database the account's, each snapshot its dump. */
-static int check_databases(const backup_cfg *c, rplan *p, const char *user, jb_err *err) {
-        size_t n = json_object_array_length(p->databases);
+int backup_db_restore_plan(const backup_cfg *c, const backup_dest *d, json_object *databases, const char *user,
+                           const char *default_snapshot, backup_db_rplan *p, jb_err *err) {
+        size_t n = json_object_array_length(databases);
         json_object *list = NULL;
         int rc = 0;
 
+        if (n > BACKUP_DBS_MAX)
+                return jb_err_set(err, JB_E_INVALID_PARAMS, "databases: at most %d", BACKUP_DBS_MAX);
+        p->databases = databases;
         for (size_t i = 0; i < n; i++) {
-                json_object *db = json_object_array_get_idx(p->databases, i);
+                json_object *db = json_object_array_get_idx(databases, i);
 
                 if (backup_db_check(user, db_str(db, "engine"), db_str(db, "name"), err) < 0) {
                         jb_err_prefix(err, "databases");
                         return -1;
                 }
+                if (!db_str(db, "snapshot_id") && !default_snapshot)
+                        return jb_err_set(err, JB_E_INVALID_PARAMS,
+                                          "databases[%zu].snapshot_id: required when files are restored too "
+                                          "(snapshot_id is the files' snapshot)", i);
         }
-        if (list_snapshots(c, &p->d, user, &list, err) < 0)
+        if (list_snapshots(c, d, user, &list, err) < 0)
                 return -1;
         for (size_t i = 0; i < n && rc == 0; i++) {
-                json_object *db = json_object_array_get_idx(p->databases, i), *snap;
-                const char *id = db_snapshot(p, db);
+                json_object *db = json_object_array_get_idx(databases, i), *snap;
+                const char *id = db_str(db, "snapshot_id") ? db_str(db, "snapshot_id") : default_snapshot;
                 char tag[96];
 
                 snprintf(tag, sizeof tag, "jabali-db=%s:%s", db_str(db, "engine"), db_str(db, "name"));
@@ -140,21 +143,21 @@ static void set_str(json_object *o, const char *k, const char *v) {
 }
 
 int backup_db_restore(jb_call *call) {
-        json_object *params = jb_call_params(call), *dest = NULL, *rec;
+        json_object *params = jb_call_params(call), *dest = NULL, *dbs = NULL, *rec;
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
-        rplan p = { .databases = NULL };
+        rplan p = { .dbs.databases = NULL };
         const char *user = json_object_get_string(json_object_object_get(params, "user"));
+        const char *snapshot = json_object_get_string(json_object_object_get(params, "snapshot_id"));
 
         backup_cfg_from_settings(jb_call_settings(call), &c);
         json_object_object_get_ex(params, "destination", &dest);
-        json_object_object_get_ex(params, "databases", &p.databases);
-        p.snapshot = json_object_get_string(json_object_object_get(params, "snapshot_id"));
+        json_object_object_get_ex(params, "databases", &dbs);
         if (backup_dest_from_params(&c, dest, &p.d, &err) < 0)
                 return jb_call_fail_err(call, &err);
         if (!getpwnam(user))
                 return jb_call_fail(call, JB_E_NOT_FOUND, "no account %s", user);
-        if (check_databases(&c, &p, user, &err) < 0)
+        if (backup_db_restore_plan(&c, &p.d, dbs, user, snapshot, &p.dbs, &err) < 0)
                 return jb_call_fail_err(call, &err);
         jb_call_set_changed(call, true);
         if (jb_call_dry_run(call))
@@ -162,7 +165,7 @@ int backup_db_restore(jb_call *call) {
         rec = json_object_new_object();
         set_str(rec, "kind", "restore");
         set_str(rec, "user", user);
-        set_str(rec, "snapshot_id", p.snapshot);
+        set_str(rec, "snapshot_id", snapshot);
         json_object_object_add(rec, "destination", json_object_get(dest));
         return backup_job_launch(call, &c, rec, p.id, work, &p);
 }

@@ -204,7 +204,20 @@ int backup_restic_run_io(const backup_cfg *c, const backup_dest *d, const char *
 /* backup-restic.c: forgets the stage's snapshot_id (a snapshot whose input
  * was cut short) and drops it from the stage. */
 void backup_restic_forget(const backup_cfg *c, const backup_dest *d, json_object *stage);
-/* backup-db-restore.c: backup.restore of databases. */
+/* backup-db-restore.c: the databases of a backup.restore, checked before
+ * the answer: each the account's, each snapshot (its own snapshot_id, or
+ * `default_snapshot` when it names none and that is not NULL) a dump of
+ * that database taken for that account. The runner's copy of the plan is
+ * what backup_db_restore_work() restores, a stage per database. */
+#define BACKUP_DBS_MAX 32
+typedef struct backup_db_rplan {
+        json_object *databases;         /* borrowed from the request; valid in the runner's copy */
+        char snaps[BACKUP_DBS_MAX][65]; /* each database's snapshot, its full id as restic listed it */
+} backup_db_rplan;
+int backup_db_restore_plan(const backup_cfg *c, const backup_dest *d, json_object *databases, const char *user,
+                           const char *default_snapshot, backup_db_rplan *p, jb_err *err);
+void backup_db_restore_work(backup_job *j, const backup_dest *d, const backup_db_rplan *p);
+/* backup.restore of databases alone (no files: true). */
 int backup_db_restore(jb_call *call);
 
 /* Handlers. */

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* backup.restore (files): an account's snapshot back beneath its home, as
- * a job of one stage, "files".
+ * a job whose first stage is "files"; with files: true and databases[],
+ * a stage per database follows (backup-db-restore.c), each from its own
+ * snapshot_id, so a site comes back whole in one job.
  *
  * The handler checks what it can at once: the snapshot exists and is the
  * account's (tag user=<user>; NOT_FOUND otherwise, so one account's data
@@ -67,6 +69,8 @@ typedef struct rplan {
         char dir[NAME_MAX + 1];         /* restore_dir */
         bool in_place;
         json_object *paths;             /* borrowed from the request; valid in the runner's copy */
+        bool with_dbs;                  /* databases[] after the files */
+        backup_db_rplan dbs;
 } rplan;
 
 /* The runner's descriptors and what it made, for the unwinding. */
@@ -196,7 +200,7 @@ static int check_staging(const rplan *p, jb_err *err) {
 }
 
 static int plan_from_params(const backup_cfg *c, jb_call *call, rplan *p, jb_err *err) {
-        json_object *params = jb_call_params(call), *dest = NULL;
+        json_object *params = jb_call_params(call), *dest = NULL, *dbs = NULL;
         const char *user = jb_param_str(call, "user", ""), *snap = jb_param_str(call, "snapshot_id", "");
         const char *dir = jb_settings_str(jb_call_settings(call), "restore_dir", ".jabali-restore");
         struct passwd *pw;
@@ -218,9 +222,13 @@ static int plan_from_params(const backup_cfg *c, jb_call *call, rplan *p, jb_err
         p->in_place = strcmp(jb_param_str(call, "mode", "staging"), "in_place") == 0;
         if (json_object_object_get_ex(params, "paths", &p->paths) && json_object_array_length(p->paths) == 0)
                 p->paths = NULL;
-        if (check_staging(p, err) < 0)
+        if (check_staging(p, err) < 0 || plan_snapshot(c, p, snap, jb_call_remaining_ms(call), err) < 0)
                 return -1;
-        return plan_snapshot(c, p, snap, jb_call_remaining_ms(call), err);
+        if (json_object_object_get_ex(params, "databases", &dbs) && json_object_array_length(dbs) > 0) {
+                p->with_dbs = true;
+                return backup_db_restore_plan(c, &p->d, dbs, p->user, NULL, &p->dbs, err);
+        }
+        return 0;
 }
 
 /* ---- the runner ---- */
@@ -465,6 +473,10 @@ static void work(backup_job *j, void *arg) {
         json_object_object_add(stage, "refused_count", json_object_new_int64((int64_t) rep.n_refused));
         backup_restore_report_free(&rep);
         backup_job_stage_end(j, stage, state, &err);
+        /* Like backup.run's stages, the databases do not depend on how the
+         * files went; the job is still no better than its worst stage. */
+        if (p->with_dbs)
+                backup_db_restore_work(j, &p->d, &p->dbs);
 }
 
 int backup_restore(jb_call *call) {

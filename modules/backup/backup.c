@@ -159,8 +159,11 @@ static const jb_param restore_params[] = {
                   "staging (default): into <home>/<restore_dir>/<job_id>; in_place: over the home's files"),
         JB_P_ARRAY("paths", rel_path_item, 0, 0, 12, "only these paths, relative to the home the snapshot recorded"),
         JB_P_ARRAY("databases", db_restore_item, 0, 0, 32,
-                   "restore these databases from their dumps (database stages' snapshots) instead of files; "
-                   "mode and paths do not apply"),
+                   "restore these databases from their dumps (database stages' snapshots); instead of the "
+                   "files unless files is true"),
+        JB_P_BOOL("files", 0,
+                  "with databases: restore snapshot_id's files too, in the same job, before the databases (each "
+                  "then names its own snapshot_id); default true without databases, false with them"),
         JB_P_END
 };
 
@@ -227,20 +230,22 @@ static int init(json_object *s, jb_err *err) {
 
 /* ---- actions ---- */
 
-/* backup.restore: files (backup-restore.c) or, when databases[] is given,
- * databases (backup-db-restore.c); each is its own job. */
+/* backup.restore: files (backup-restore.c, followed by databases[] when
+ * files is true) or databases alone (backup-db-restore.c); one job. */
 static int backup_restore_any(jb_call *call) {
-        json_object *dbs;
+        json_object *params = jb_call_params(call), *v;
+        bool dbs = json_object_object_get_ex(params, "databases", &v) && json_object_array_length(v) > 0;
+        bool files = json_object_object_get_ex(params, "files", &v) ? json_object_get_boolean(v) : !dbs;
 
-        if (json_object_object_get_ex(jb_call_params(call), "databases", &dbs) && json_object_array_length(dbs) > 0) {
-                if (json_object_object_get_ex(jb_call_params(call), "mode", NULL) ||
-                    json_object_object_get_ex(jb_call_params(call), "paths", NULL))
-                        return jb_call_fail(call, JB_E_INVALID_PARAMS,
-                                            "databases: a restore of databases takes no mode or paths "
-                                            "(restore files with another call)");
-                return backup_db_restore(call);
-        }
-        return backup_restore(call);
+        if (files)
+                return backup_restore(call);
+        if (!dbs)
+                return jb_call_fail(call, JB_E_INVALID_PARAMS, "files: false restores nothing without databases");
+        if (json_object_object_get_ex(params, "mode", NULL) || json_object_object_get_ex(params, "paths", NULL))
+                return jb_call_fail(call, JB_E_INVALID_PARAMS,
+                                    "databases: mode and paths are the files' (files: true restores files and "
+                                    "databases in one job)");
+        return backup_db_restore(call);
 }
 
 static const char *const errors[] = { BACKUP_E_WRONG_PASSWORD, BACKUP_E_LOCKED, BACKUP_E_UNREACHABLE, BACKUP_E_AUTH,

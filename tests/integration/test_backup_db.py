@@ -440,6 +440,45 @@ def restore_checks_the_snapshot_and_the_target():
 
 
 @test
+def files_and_databases_come_back_in_one_job():
+    e = env()
+    a = e.acct
+    db = a.name + "_site"
+    maria_shop(e, db, rows=50)
+    before = e.maria.checksums(db)
+    a.put("public_html/index.php", "<?php echo 'v1';\n")
+    d = e.repo("fd1")
+    job = e.backup(d, [{"engine": "mariadb", "name": db}], home=True)
+    assert job["state"] == "succeeded", job
+    home_snap = stage(job, "home")["snapshot_id"]
+    db_snap = stage(job, "db:mariadb:" + db)["snapshot_id"]
+    # The site breaks: a file and a table.
+    a.put("public_html/index.php", "<?php echo 'broken';\n")
+    e.maria.sql("DROP TABLE items", db)
+    jobs = e.settings["jobs_dir"]
+    started = sorted(os.listdir(jobs))
+    p = {"destination": d, "user": a.name, "snapshot_id": home_snap, "files": True, "mode": "in_place",
+         "paths": ["public_html"], "databases": [{"engine": "mariadb", "name": db, "snapshot_id": db_snap}]}
+    # Refused before anything starts: a database without its own snapshot
+    # (snapshot_id is the files'), a files snapshot named as a dump, mode
+    # without files: true, and files: false with no database.
+    no_snap = dict(p, databases=[{"engine": "mariadb", "name": db}])
+    expect_error(e.call("backup.restore", no_snap), "INVALID_PARAMS")
+    expect_error(e.call("backup.restore", dict(p, databases=[{"engine": "mariadb", "name": db,
+                                                              "snapshot_id": home_snap}])), "NOT_FOUND")
+    expect_error(e.call("backup.restore", {k: v for k, v in p.items() if k != "files"}), "INVALID_PARAMS")
+    expect_error(e.call("backup.restore", {"destination": d, "user": a.name, "snapshot_id": home_snap,
+                                           "files": False}), "INVALID_PARAMS")
+    assert sorted(os.listdir(jobs)) == started, "a refused restore started a job"
+    r = e.job(expect_ok(e.call("backup.restore", p))["job_id"])
+    assert r["state"] == "succeeded", r
+    assert [s["name"] for s in r["stages"]] == ["files", "db:mariadb:" + db], r
+    with open(os.path.join(a.home, "public_html", "index.php")) as f:
+        assert "v1" in f.read()
+    assert e.maria.checksums(db) == before
+
+
+@test
 def a_dump_cut_short_fails_and_leaves_no_snapshot():
     e = env()
     db = e.acct.name + "_big"
