@@ -271,11 +271,11 @@ def snapshots_are_listed_per_user():
 TERMINAL = ("succeeded", "partial", "failed", "cancelled", "interrupted")
 
 
-def finished(e, job_id):
+def finished(e, job_id, timeout=WAIT_S):
     def done():
         job = expect_ok(e.call("backup.job.get", {"job_id": job_id}))["job"]
         return job if job["state"] in TERMINAL else None
-    return wait_for("job " + job_id, done)
+    return wait_for("job " + job_id, done, timeout)
 
 
 @test

@@ -11,6 +11,9 @@
   backup. restic exits 1 with ENOSPC; the job is `failed` with DEST_FULL
   and no snapshot, the repository checks clean and holds no lock, and once
   there is room the same backup succeeds.
+- A read-only destination (the repository bind-mounted read-only) and a
+  password that opens no key: `failed` with DEST_READ_ONLY and
+  REPO_WRONG_PASSWORD, no snapshot; then the same job succeeds.
 
 Needs root, restic, /dev/fuse and Debian's python3-fusepy (root mounts through libfuse2 itself, no fusermount) (tools/deps test);
 without them the file reports a single skipped case.
@@ -30,7 +33,8 @@ from webstack import Account  # noqa: E402
 
 del agenttest._tests[:]        # test_backup's own cases run in their own file
 
-WAIT_S = 60
+# restic retries a refused write for about 45 s before it gives up.
+WAIT_S = 120
 ENV = None
 EIOFS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "eiofs.py")
 DEBIAN_PYTHON = "/usr/bin/python3"       # the one python3-fusepy is installed for
@@ -93,7 +97,7 @@ def an_unreadable_file_makes_the_job_partial():
         with open(os.path.join(home, "notes", "ok.txt")) as f:
             assert f.read().startswith("readable")
         r = expect_ok(e.call("backup.run", {"destination": d, "user": h.acct.name}))
-        job = finished(e, r["job_id"])
+        job = finished(e, r["job_id"], WAIT_S)
         assert job["state"] == "partial" and job["error"]["code"] == "BACKUP_PARTIAL", job
         assert "1 item " in job["error"]["message"], job
         stage = job["stages"][0]
@@ -114,7 +118,7 @@ def an_unreadable_file_makes_the_job_partial():
 
         # One stage partial, one succeeded: the job is partial.
         r = expect_ok(e.call("backup.run", {"destination": d, "user": h.acct.name, "paths": ["index.html"]}))
-        job = finished(e, r["job_id"])
+        job = finished(e, r["job_id"], WAIT_S)
         states = {s["name"]: s["state"] for s in job["stages"]}
         assert states == {"home": "partial", "path:index.html": "succeeded"}, job
         assert job["state"] == "partial" and job["error"]["code"] == "BACKUP_PARTIAL", job
@@ -145,7 +149,7 @@ def a_full_destination_fails_with_its_code():
         a = e.account()
         put_random(a, "big/blob.bin", 24 << 20)
         r = expect_ok(e.call("backup.run", {"destination": d, "user": a.name, "home": False, "paths": ["big"]}))
-        job = finished(e, r["job_id"])
+        job = finished(e, r["job_id"], WAIT_S)
         assert job["state"] == "failed" and job["error"]["code"] == "DEST_FULL", job
         assert "snapshot_id" not in job["stages"][0], job
         repo = d["location"]
@@ -156,10 +160,38 @@ def a_full_destination_fails_with_its_code():
         # Room again: the same backup succeeds on the same repository.
         subprocess.run(["mount", "-o", "remount,size=64m", mnt], check=True)
         r = expect_ok(e.call("backup.run", {"destination": d, "user": a.name, "home": False, "paths": ["big"]}))
-        job = finished(e, r["job_id"])
+        job = finished(e, r["job_id"], WAIT_S)
         assert job["state"] == "succeeded", job
     finally:
         subprocess.run(["umount", mnt])
+
+
+@test
+def a_read_only_or_wrongly_keyed_destination_fails_with_its_code():
+    e = env()
+    initialised(e, "ro")
+    d = e.dest("ro")
+    a = e.account()
+    a.put("site/index.html", "<p>x</p>\n")
+    run = {"destination": d, "user": a.name, "home": False, "paths": ["site"]}
+    # The repository's file system turns read-only (a bind mount of it,
+    # remounted so): restic cannot take its lock.
+    subprocess.run(["mount", "--bind", d["location"], d["location"]], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", d["location"]], check=True)
+        job = finished(e, expect_ok(e.call("backup.run", run))["job_id"], WAIT_S)
+    finally:
+        subprocess.run(["umount", d["location"]])
+    assert job["state"] == "failed" and job["error"]["code"] == "DEST_READ_ONLY", job
+    assert "snapshot_id" not in job["stages"][0], job
+    # A password that opens no key of the repository.
+    job = finished(e, expect_ok(e.call("backup.run", dict(run, destination=e.dest("ro", ref="other-pw"))))["job_id"],
+                   WAIT_S)
+    assert job["state"] == "failed" and job["error"]["code"] == "REPO_WRONG_PASSWORD", job
+    assert json.loads(e.restic(d["location"], "snapshots", "--json").stdout) == []
+    # Writable again, the right password: the same job succeeds.
+    job = finished(e, expect_ok(e.call("backup.run", run))["job_id"], WAIT_S)
+    assert job["state"] == "succeeded", job
 
 
 def main():

@@ -258,6 +258,8 @@ def a_killed_agent_leaves_an_interrupted_job_and_a_clean_repository():
     poll("the left restic to be gone", lambda: not [p for p in left if os.path.exists("/proc/%d" % p)])
     assert no_locks(d["location"]), "the stale lock stayed"
     restic_check(e, d["location"])
+    checked = expect_ok(e.call("backup.check", {"destination": d}))
+    assert checked["ok"] is True, checked
     assert snapshots(e, d["location"], "jabali-job=" + r["job_id"]) == []
     shutil.rmtree(os.path.join(a.home, "big5"))
 
