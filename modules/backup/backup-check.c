@@ -88,7 +88,7 @@ static int damaged_err(json_object *findings, jb_err *err) {
 int backup_check(jb_call *call) {
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
-        backup_dest d;
+        BACKUP_DEST_WIPED backup_dest d;
         const char *subset = jb_param_str(call, "read_data_subset", NULL);
         const char *args[] = { "check", subset ? "--read-data-subset" : NULL, subset, NULL };
         json_object *dest = NULL, *findings, *res = jb_call_result(call);

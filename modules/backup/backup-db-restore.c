@@ -20,6 +20,11 @@ typedef struct rplan {
         backup_db_rplan dbs;
 } rplan;
 
+/* The request's copy; the runner has its own. */
+static void rplan_wipe(rplan *p) {
+        backup_dest_wipe(&p->d);
+}
+
 static const char *db_str(json_object *db, const char *k) {
         json_object *v;
 
@@ -146,7 +151,7 @@ int backup_db_restore(jb_call *call) {
         json_object *params = jb_call_params(call), *dest = NULL, *dbs = NULL, *rec;
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
-        rplan p = { .dbs.databases = NULL };
+        rplan p __attribute__((cleanup(rplan_wipe))) = { .dbs.databases = NULL };
         const char *user = json_object_get_string(json_object_object_get(params, "user"));
         const char *snapshot = json_object_get_string(json_object_object_get(params, "snapshot_id"));
 

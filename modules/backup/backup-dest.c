@@ -100,7 +100,7 @@ static void add_str(json_object *o, const char *k, const char *v) {
 int backup_destination_test(jb_call *call) {
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
-        backup_dest d;
+        BACKUP_DEST_WIPED backup_dest d;
         json_object *dest = NULL, *conf = NULL, *v, *res = jb_call_result(call);
         bool created = false;
 
@@ -136,4 +136,8 @@ int backup_destination_test(jb_call *call) {
                 json_object_object_add(res, "repository_version", json_object_new_int64(json_object_get_int64(v)));
         json_object_put(conf);
         return 0;
+}
+
+void backup_dest_wipe(backup_dest *d) {
+        explicit_bzero(d, sizeof *d);
 }

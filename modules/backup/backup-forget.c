@@ -179,7 +179,7 @@ static bool has_policy(jb_call *call) {
 int backup_forget(jb_call *call) {
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
-        backup_dest d;
+        BACKUP_DEST_WIPED backup_dest d;
         json_object *dest = NULL, *groups = NULL, *removed, *res = jb_call_result(call);
         char *filter = NULL;
         size_t n;

@@ -90,6 +90,12 @@ int backup_remote_err(const char *stderr_text, jb_err *err);
 int backup_probe(jb_call *call, const backup_cfg *c, const backup_dest *d, jb_err *err);
 
 int backup_dest_from_params(const backup_cfg *c, json_object *dest, backup_dest *d, jb_err *err);
+/* Zeroes a destination (REST credentials live in repository and scrub),
+ * so a worker that served the request does not keep them on its stack.
+ * Declare destinations BACKUP_DEST_WIPED, and structs holding one with a
+ * cleanup that calls this. */
+void backup_dest_wipe(backup_dest *d);
+#define BACKUP_DEST_WIPED __attribute__((cleanup(backup_dest_wipe)))
 
 /* backup-secret.c: the path of a root-only file of secrets_dir named by
  * ref; NOT_FOUND when absent, CONFLICT when anyone but root could read or

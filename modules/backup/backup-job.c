@@ -193,7 +193,7 @@ static void sweep_session(json_object *rec) {
 static void unlock_repo(const backup_cfg *c, json_object *rec) {
         static const char *const args[] = { "unlock", NULL };
         json_object *dest;
-        backup_dest d;
+        BACKUP_DEST_WIPED backup_dest d;
         jb_spawn_result r;
 
         if (!json_object_object_get_ex(rec, "destination", &dest) || backup_dest_from_params(c, dest, &d, NULL) < 0)

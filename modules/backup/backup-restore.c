@@ -73,6 +73,11 @@ typedef struct rplan {
         backup_db_rplan dbs;
 } rplan;
 
+/* The request's copy; the runner has its own. */
+static void rplan_wipe(rplan *p) {
+        backup_dest_wipe(&p->d);
+}
+
 /* The runner's descriptors and what it made, for the unwinding. */
 typedef struct rstate {
         int home, stg, work;
@@ -482,7 +487,7 @@ static void work(backup_job *j, void *arg) {
 int backup_restore(jb_call *call) {
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
-        rplan p = { .in_place = false };
+        rplan p __attribute__((cleanup(rplan_wipe))) = { .in_place = false };
         json_object *rec;
 
         backup_cfg_from_settings(jb_call_settings(call), &c);

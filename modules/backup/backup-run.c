@@ -43,6 +43,11 @@ typedef struct plan {
         char schedule_tag[96];  /* jabali-schedule=<id>, or empty */
 } plan;
 
+/* The request's copy; the runner has its own. */
+static void plan_wipe(plan *p) {
+        backup_dest_wipe(&p->d);
+}
+
 static void set_str(json_object *o, const char *k, const char *v) {
         json_object_object_add(o, k, json_object_new_string(v));
 }
@@ -236,7 +241,7 @@ static int plan_from_params(const backup_cfg *c, json_object *params, plan *p, j
 int backup_run_params(jb_call *call, json_object *params, const char *schedule_id) {
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
-        plan p = { .ntags = 0 };
+        plan p __attribute__((cleanup(plan_wipe))) = { .ntags = 0 };
         json_object *rec;
 
         backup_cfg_from_settings(jb_call_settings(call), &c);

@@ -349,7 +349,7 @@ static int write_all(const sched_cfg *c, int ufd, int sfd, const char *id, const
 /* The job must be one backup.run would take, destination included. */
 static int check_job(jb_call *call, json_object *job, jb_err *err) {
         backup_cfg bc;
-        backup_dest d;
+        BACKUP_DEST_WIPED backup_dest d;
         json_object *dest = NULL;
 
         if (jb_schema_validate(backup_run_schema, job, err) < 0) {

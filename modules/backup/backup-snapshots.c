@@ -27,7 +27,7 @@ static json_object *snapshot_of(json_object *s) {
 int backup_snapshots_list(jb_call *call) {
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
-        backup_dest d;
+        BACKUP_DEST_WIPED backup_dest d;
         char tag[64];
         const char *args[] = { "snapshots", "--json", "--tag", tag, NULL };
         json_object *dest = NULL, *list, *out;
