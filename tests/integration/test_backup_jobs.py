@@ -20,10 +20,12 @@ Each waits on the job record or on restic's own state, never on time.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -158,6 +160,7 @@ def progress_rises_and_watch_follows_it():
     r = expect_ok(e.call("backup.run", {"destination": d, "user": a.name, "home": False, "paths": ["big"]}))
     watch = subprocess.Popen([CTL, "--socket", e.agent.sock_path, "job", "watch", r["job_id"]],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tty = TtyWatch(e, r["job_id"])
     seen = []
 
     def progressed():
@@ -176,11 +179,49 @@ def progress_rises_and_watch_follows_it():
     assert watch.returncode == 0, (out, err)
     assert lines[-1] == "succeeded 1 stage", lines
     assert any(x.startswith("running path:big ") and "%" in x for x in lines), lines
+    # On a terminal: one line redrawn in place, with a bar, ending on the state.
+    rc, screen = tty.finish()
+    assert rc == 0, screen
+    assert "\r\x1b[K" in screen, screen
+    bars = re.findall(r"\[([#-]{24})\]", screen)         # CTL_BAR_WIDTH
+    assert any("#" in b and "-" in b for b in bars), screen
+    assert screen.endswith("\r\x1b[Ksucceeded 1 stage\r\n"), screen[-200:]
     expect_error(e.call("backup.job.get", {"job_id": "0" * 32}), "NOT_FOUND")
     rc = subprocess.run([CTL, "--socket", e.agent.sock_path, "job", "watch", "0" * 32],
                         capture_output=True, text=True).returncode
     assert rc == 1
     shutil.rmtree(os.path.join(a.home, "big"))
+
+
+class TtyWatch:
+    """`jabali-agentctl job watch` with a pseudo-terminal as its stdout,
+    read as it writes (a full pty would stall it)."""
+
+    def __init__(self, e, job_id):
+        master, slave = os.openpty()
+        self.proc = subprocess.Popen([CTL, "--socket", e.agent.sock_path, "job", "watch", job_id],
+                                     stdout=slave, stderr=subprocess.STDOUT)
+        os.close(slave)
+        self.master = master
+        self.out = bytearray()
+        self.reader = threading.Thread(target=self.read)
+        self.reader.start()
+
+    def read(self):
+        while True:
+            try:
+                b = os.read(self.master, 4096)
+            except OSError:         # EIO: the last writer closed the terminal
+                return
+            if not b:
+                return
+            self.out += b
+
+    def finish(self):
+        rc = self.proc.wait(WAIT_S)
+        self.reader.join(WAIT_S)
+        os.close(self.master)
+        return rc, self.out.decode(errors="replace")
 
 
 def running_with_bytes(e, job_id):
