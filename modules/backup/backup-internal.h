@@ -25,6 +25,7 @@
 #define BACKUP_E_PARTIAL "BACKUP_PARTIAL"               /* restic exit 3: a snapshot without some files */
 #define BACKUP_E_INTERRUPTED "JOB_INTERRUPTED"          /* the job's process ended before the job */
 #define BACKUP_E_CANCELLED "JOB_CANCELLED"              /* backup.job.cancel stopped it */
+#define BACKUP_E_STALLED "JOB_STALLED"                  /* restic showed no progress for stall_timeout_s */
 
 /* A job_id: 128 random bits in lower-case hex. */
 #define BACKUP_JOB_ID_LEN 32
@@ -34,6 +35,7 @@
 
 typedef struct backup_cfg {
         const char *restic;             /* the restic binary */
+        uint64_t stall_ms;              /* a backup stage's restic showing no progress that long is stopped */
         const char *secrets_dir;        /* root-only files that password_ref and credentials_ref name */
         const char *jobs_dir;           /* durable job records */
         const char *lock_dir;
@@ -138,8 +140,9 @@ long long backup_pid_start(pid_t pid);
 typedef struct backup_job {
         const backup_cfg *c;
         json_object *rec;               /* the record, the runner's own */
-        int cancel_fd;                  /* readable once a cancel was asked */
+        int cancel_fd;                  /* readable: stop what runs (a cancel, or a stall) */
         bool cancel_asked;
+        bool stopping;                  /* a stall stopped the stage's programs */
         uint64_t last_write_ms;
 } backup_job;
 
@@ -157,6 +160,10 @@ json_object *backup_job_stage_begin(backup_job *j, const char *name);
 /* state: succeeded, partial, failed, cancelled or skipped; err (when set)
  * becomes the stage's error. Writes the record. */
 void backup_job_stage_end(backup_job *j, json_object *stage, const char *state, const jb_err *err);
+/* Stops the programs of the current stage as a cancel would (everything
+ * watching cancel_fd), without cancelling the job: a stalled restic. The
+ * next backup_job_stage_end() rearms the pipe. */
+void backup_job_stop_programs(backup_job *j);
 /* Replaces the record's progress (taking `progress`); written at most twice
  * a second. */
 void backup_job_progress(backup_job *j, json_object *progress);

@@ -4,10 +4,13 @@
  * restic 0.14 answers most failures with exit status 1 and a fixed
  * sentence on stderr; those sentences are mapped to stable codes here. */
 
+#include <math.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backup-internal.h"
@@ -83,10 +86,70 @@ int backup_restic_run_io(const backup_cfg *c, const backup_dest *d, const char *
         return restic_run(c, d, args, NULL, 0, 0, io, r, err);
 }
 
+/* A stage's restic as its output shows it. restic 0.14 can hang for good
+ * when a pack upload fails (seen with a full destination: the uploaders
+ * are gone, the final flush waits on them), printing unchanged status
+ * lines and refreshing its lock; what it reported last is watched, and
+ * restic stopped when it has not moved for stall_ms. */
 typedef struct watch {
         backup_job *job;
         json_object *stage;
+        uint64_t last_move_ms;          /* 0 until the first status line */
+        double pct;
+        int64_t bytes, files, total_bytes;
+        bool stalled;
 } watch;
+
+static uint64_t mono_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+static int64_t int_of(json_object *o, const char *k) {
+        json_object *v;
+
+        return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+static void watch_stall(watch *w, json_object *status) {
+        json_object *v;
+        double pct = json_object_object_get_ex(status, "percent_done", &v) ? json_object_get_double(v) : 0;
+        int64_t bytes = int_of(status, "bytes_done"), files = int_of(status, "files_done");
+        int64_t total = int_of(status, "total_bytes");
+        uint64_t now = mono_ms();
+
+        if (w->last_move_ms == 0 || pct != w->pct || bytes != w->bytes || files != w->files ||
+            total != w->total_bytes) {
+                w->last_move_ms = now;
+                w->pct = pct;
+                w->bytes = bytes;
+                w->files = files;
+                w->total_bytes = total;
+                return;
+        }
+        if (!w->stalled && w->job->c->stall_ms > 0 && now - w->last_move_ms >= w->job->c->stall_ms) {
+                w->stalled = true;
+                backup_job_stop_programs(w->job);
+        }
+}
+
+/* A number of restic's as one the protocol carries: integers within
+ * 0..INT64_MAX, finite doubles. restic prints seconds_remaining as 2^63
+ * when a stream has delivered nothing yet, which json-c reads as an
+ * unsigned integer the agent's own JSON check rightly refuses. */
+static json_object *clean_number(json_object *v) {
+        double d;
+        int64_t n;
+
+        if (json_object_is_type(v, json_type_double)) {
+                d = json_object_get_double(v);
+                return json_object_new_double(isfinite(d) && d > 0 ? d : 0);
+        }
+        n = json_object_get_int64(v);   /* json-c clamps what does not fit */
+        return json_object_new_int64(n > 0 ? n : 0);
+}
 
 /* The members of a status line a caller wants; restic leaves out zeros. */
 static json_object *progress_of(json_object *status) {
@@ -96,10 +159,23 @@ static json_object *progress_of(json_object *status) {
 
         for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
                 json_object_object_add(p, keep[i], json_object_object_get_ex(status, keep[i], &v)
-                                                           ? json_object_get(v)
+                                                           ? clean_number(v)
                                                            : (i == 0 ? json_object_new_double(0)
                                                                      : json_object_new_int(0)));
         return p;
+}
+
+/* restic's summary line, its numbers cleaned and its snapshot id kept. */
+static json_object *summary_of(json_object *sum) {
+        json_object *out = json_object_new_object();
+
+        json_object_object_foreach(sum, k, v) {
+                if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double))
+                        json_object_object_add(out, k, clean_number(v));
+                else if (json_object_is_type(v, json_type_string))
+                        json_object_object_add(out, k, json_object_new_string(json_object_get_string(v)));
+        }
+        return out;
 }
 
 /* The summary's counts as the finished stage's progress. */
@@ -108,12 +184,12 @@ static json_object *final_progress(json_object *sum) {
 
         json_object_object_add(p, "percent_done", json_object_new_double(1.0));
         if (json_object_object_get_ex(sum, "total_files_processed", &v)) {
-                json_object_object_add(p, "total_files", json_object_get(v));
-                json_object_object_add(p, "files_done", json_object_get(v));
+                json_object_object_add(p, "total_files", clean_number(v));
+                json_object_object_add(p, "files_done", clean_number(v));
         }
         if (json_object_object_get_ex(sum, "total_bytes_processed", &v)) {
-                json_object_object_add(p, "total_bytes", json_object_get(v));
-                json_object_object_add(p, "bytes_done", json_object_get(v));
+                json_object_object_add(p, "total_bytes", clean_number(v));
+                json_object_object_add(p, "bytes_done", clean_number(v));
         }
         return p;
 }
@@ -133,10 +209,12 @@ static void on_line(const char *line, size_t len, void *arg) {
                 return;
         }
         type = json_object_get_string(t);
-        if (strcmp(type, "status") == 0)
+        if (strcmp(type, "status") == 0) {
+                watch_stall(w, o);
                 backup_job_progress(w->job, progress_of(o));
+        }
         else if (strcmp(type, "summary") == 0) {
-                json_object_object_add(w->stage, "summary", json_object_get(o));
+                json_object_object_add(w->stage, "summary", summary_of(o));
                 if (json_object_object_get_ex(o, "snapshot_id", &t))
                         json_object_object_add(w->stage, "snapshot_id", json_object_get(t));
                 backup_job_progress(w->job, final_progress(o));
@@ -221,6 +299,39 @@ static size_t list_unreadable(const jb_spawn_result *r, json_object *stage) {
         return n;
 }
 
+/* A restic that had to be killed leaves its lock; `restic unlock` removes
+ * locks whose process is gone. */
+static void unlock_stale(const backup_cfg *c, const backup_dest *d, json_object *stage) {
+        static const char *const args[] = { "unlock", NULL };
+        jb_spawn_result r;
+
+        if (backup_restic_run(c, d, args, 120000, &r, NULL) < 0)
+                return;
+        json_object_object_add(stage, "stale_locks_removed", json_object_new_boolean(jb_spawn_succeeded(&r)));
+        jb_spawn_result_free(&r);
+}
+
+/* Why a stalled stage failed: DEST_FULL when a local destination has
+ * less room than the stage meant to save (restic removed what it had
+ * written, so free space alone says little), JOB_STALLED otherwise. */
+static void stalled_err(const watch *w, const backup_dest *d, jb_err *err) {
+        unsigned long long stall_s = w->job->c->stall_ms / 1000;
+        struct statvfs fs;
+
+        if (strcmp(d->kind, "local") == 0 && statvfs(d->location, &fs) == 0 &&
+            (unsigned long long) fs.f_bavail * fs.f_frsize < (unsigned long long) w->total_bytes) {
+                jb_err_set_code(err, BACKUP_E_FULL,
+                                "the destination has no space left: %llu bytes free for a stage of %lld; restic "
+                                "made no progress for %llu s and was stopped",
+                                (unsigned long long) fs.f_bavail * fs.f_frsize, (long long) w->total_bytes,
+                                stall_s);
+                return;
+        }
+        jb_err_set_code(err, BACKUP_E_STALLED,
+                        "restic made no progress for %llu s and was stopped (restic 0.14 hangs when a write to "
+                        "the destination fails, or its input stopped)", stall_s);
+}
+
 const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char *const *args, int stdin_fd,
                                 json_object *stage, jb_err *err) {
         watch w = { .job = j, .stage = stage };
@@ -234,7 +345,12 @@ const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char 
                 return "failed";
         json_object_object_add(stage, "exit_code", json_object_new_int(r.exit_code));
         unreadable = list_unreadable(&r, stage);
-        if (io.cancelled) {
+        if (w.stalled) {
+                state = "failed";
+                stalled_err(&w, d, err);
+                forget_snapshot(j->c, d, stage);
+                unlock_stale(j->c, d, stage);
+        } else if (io.cancelled) {
                 j->cancel_asked = true;
                 state = "cancelled";
                 jb_err_set_code(err, BACKUP_E_CANCELLED, "cancelled at the caller's request");

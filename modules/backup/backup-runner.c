@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +31,15 @@
 #define PROGRESS_WRITE_MS 500
 
 static int cancel_w = -1;       /* the runner's cancel pipe, write end */
+/* The pipe stops whatever runs; this says whether the caller asked (it
+ * also stops a stalled restic, which is not a cancel). */
+static volatile sig_atomic_t cancel_requested;
 
 static void on_term(int sig) {
         int e = errno;
 
         (void) sig;
+        cancel_requested = 1;
         (void) !write(cancel_w, "c", 1);
         errno = e;
 }
@@ -66,12 +69,28 @@ static void write_record(backup_job *j) {
 }
 
 bool backup_job_cancelled(backup_job *j) {
-        struct pollfd p = { .fd = j->cancel_fd, .events = POLLIN };
-
-        /* The byte is left unread, so the pipe stays readable for jb_spawn. */
-        if (!j->cancel_asked && poll(&p, 1, 0) == 1 && (p.revents & POLLIN))
+        if (cancel_requested)
                 j->cancel_asked = true;
         return j->cancel_asked;
+}
+
+void backup_job_stop_programs(backup_job *j) {
+        j->stopping = true;
+        (void) !write(cancel_w, "s", 1);
+}
+
+/* After a stop that was not a cancel: the pipe emptied (it is
+ * non-blocking), and readable again if a cancel came meanwhile. */
+static void stop_done(backup_job *j) {
+        char b[16];
+
+        if (!j->stopping)
+                return;
+        while (read(j->cancel_fd, b, sizeof b) > 0)
+                ;
+        j->stopping = false;
+        if (cancel_requested)
+                (void) !write(cancel_w, "c", 1);
 }
 
 json_object *backup_job_stage_begin(backup_job *j, const char *name) {
@@ -91,6 +110,7 @@ json_object *backup_job_stage_begin(backup_job *j, const char *name) {
 }
 
 void backup_job_stage_end(backup_job *j, json_object *stage, const char *state, const jb_err *err) {
+        stop_done(j);
         set_str(stage, "state", state);
         json_object_object_add(stage, "finished_at", json_object_new_int64((int64_t) time(NULL)));
         if (err && err->code[0])

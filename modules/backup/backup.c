@@ -14,6 +14,7 @@
 /* Every setting with its production default. */
 void backup_cfg_from_settings(json_object *s, backup_cfg *c) {
         c->restic = jb_settings_str(s, "restic", "/usr/bin/restic");
+        c->stall_ms = (uint64_t) jb_settings_int(s, "stall_timeout_s", 3600) * 1000;
         c->secrets_dir = jb_settings_str(s, "secrets_dir", "/etc/jabali/backup/secrets");
         c->jobs_dir = jb_settings_str(s, "jobs_dir", "/var/lib/jabali/backup/jobs");
         c->lock_dir = jb_settings_str(s, "lock_dir", "/run/jabali-agent/locks");
@@ -203,6 +204,9 @@ static const jb_param settings[] = {
         JB_P_STRING("pg_user", JB_CHECK_USERNAME, 0, "the PostgreSQL superuser role and the system user pg_dump and "
                                                     "psql run as (peer authentication); default postgres"),
         PATH_SETTING("pg_host", "PostgreSQL's socket directory; default /var/run/postgresql"),
+        JB_P_INT("stall_timeout_s", JB_CHECK_NONE, 0, 5, 604800,
+                 "a backup stage whose restic reports no progress for this long is stopped and fails "
+                 "(JOB_STALLED, or DEST_FULL); default 3600"),
         JB_P_STRLEN("restore_dir", JB_CHECK_PATH_SEGMENT, 0, 1, 64,
                     "backup.restore's staging directory, one name beneath the home; default .jabali-restore"),
         JB_P_END

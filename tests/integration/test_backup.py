@@ -45,7 +45,8 @@ def wait_for(what, fn, timeout=WAIT_S):
 
 
 class Env:
-    def __init__(self):
+    def __init__(self, **settings):
+        self.extra_settings = settings      # the module's settings that differ for one suite
         self.agent = None
         self.acct = None
         self.t = tempfile.mkdtemp(prefix="jabali-backup-")
@@ -68,6 +69,7 @@ class Env:
         self.settings = {"restic": RESTIC, "secrets_dir": self.secrets, "jobs_dir": os.path.join(t, "jobs"),
                          "lock_dir": os.path.join(t, "locks"), "cache_dir": self.cache,
                          "local_root": self.local_root}
+        self.settings.update(self.extra_settings)
         mods = module_dir(t, ["backup"])
         self.agent = Agent(modules={"dir": mods, "test": None,
                                     "backup": {"enabled": True, "settings": self.settings}})
@@ -103,9 +105,29 @@ class Env:
     def close(self):
         if self.agent is not None:
             self.agent.close()
+        if getattr(self, "settings", None):
+            kill_job_sessions(self.settings["jobs_dir"])
         if self.acct is not None:
             self.acct.remove()
         shutil.rmtree(self.t, ignore_errors=True)
+
+
+def kill_job_sessions(jobs_dir):
+    """Runners outlive the agent by design; a test that failed may leave
+    one (and its restic) running: every session a record names that still
+    runs is killed."""
+    try:
+        names = os.listdir(jobs_dir)
+    except OSError:
+        return
+    for name in names:
+        try:
+            with open(os.path.join(jobs_dir, name)) as f:
+                rec = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if rec.get("state") in ("queued", "running") and isinstance(rec.get("sid"), int) and rec["sid"] > 1:
+            subprocess.run(["pkill", "-KILL", "-s", str(rec["sid"])])
 
 
 def env():

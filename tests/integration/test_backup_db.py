@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import pwd
+import select
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agenttest  # noqa: E402
 from agenttest import Agent, executable, expect_error, expect_ok, test  # noqa: E402
+from test_backup import kill_job_sessions  # noqa: E402
 from webstack import Account, module_dir  # noqa: E402
+
+del agenttest._tests[:]        # test_backup's own cases run in their own file
 
 RESTIC = "/usr/bin/restic"
 MARIADBD = "/usr/sbin/mariadbd"
@@ -140,6 +144,8 @@ class Postgres:
             self.proc.wait(WAIT_S)
 
 
+STALL_S = 15
+
 WRAPPER_DUMP = """#!/bin/sh
 # cut-dump: the dump's stream cut short, then the dump killed.
 if [ -e '%(t)s/cut-dump' ]; then
@@ -207,7 +213,10 @@ class Env:
                          "mariadb_defaults_file": self.maria.cnf,
                          "mariadb_dump": self.wrapper("dump-wrapper", WRAPPER_DUMP),
                          "mariadb_client": MARIADB, "pg_dump": os.path.join(PGBIN, "pg_dump"),
-                         "psql": os.path.join(PGBIN, "psql"), "pg_user": "postgres", "pg_host": self.pg.sock}
+                         "psql": os.path.join(PGBIN, "psql"), "pg_user": "postgres", "pg_host": self.pg.sock,
+                         # A dump held up this long is stopped (the stuck-dump case); the
+                         # others never pause a second.
+                         "stall_timeout_s": STALL_S}
         homes = os.path.join(t, "home")
         os.makedirs(homes)
         self.acct = Account("jbd", homes)
@@ -257,6 +266,8 @@ class Env:
         for x in (self.agent, self.maria, self.pg):
             if x is not None:
                 x.close()
+        if getattr(self, "settings", None):
+            kill_job_sessions(self.settings["jobs_dir"])
         if self.acct is not None:
             self.acct.remove()
         shutil.rmtree(self.t, ignore_errors=True)
@@ -476,6 +487,49 @@ def files_and_databases_come_back_in_one_job():
     with open(os.path.join(a.home, "public_html", "index.php")) as f:
         assert "v1" in f.read()
     assert e.maria.checksums(db) == before
+
+
+@test
+def a_dump_stuck_on_a_lock_is_stopped_as_stalled():
+    e = env()
+    db = e.acct.name + "_stuck"
+    maria_shop(e, db, rows=10)
+    d = e.repo("st1")
+    # Another session holds a table's write lock: mariadb-dump waits for
+    # it (lock_wait_timeout is a year) and restic, reading its stream,
+    # shows no progress.
+    holder = subprocess.Popen([MARIADB, "--defaults-file=" + e.maria.cnf, "--batch", "--unbuffered", "--skip-column-names",
+                               db],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdin.write("LOCK TABLES items WRITE; SELECT 'locked';\n")
+        holder.stdin.flush()
+        ready, _, _ = select.select([holder.stdout], [], [], WAIT_S)
+        assert ready and holder.stdout.readline().strip() == "locked", "no table lock"
+        started = time.monotonic()
+        job = e.backup(d, [{"engine": "mariadb", "name": db}])
+        took = time.monotonic() - started
+    finally:
+        holder.stdin.close()
+        holder.wait(WAIT_S)
+    s = stage(job, "db:mariadb:" + db)
+    assert job["state"] == "failed" and job["error"]["code"] == "JOB_STALLED", job
+    assert s["state"] == "failed" and "snapshot_id" not in s and s.get("stale_locks_removed") is True, s
+    assert took >= STALL_S, took
+    # The dump and restic are gone, the repository holds no lock and no
+    # snapshot; with the lock released the same backup succeeds.
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and "mariadb-dump" in cmdline(p) and db in cmdline(p)]
+    assert os.listdir(os.path.join(d["location"], "locks")) == []
+    assert e.snapshots(d) == []
+    assert e.backup(d, [{"engine": "mariadb", "name": db}])["state"] == "succeeded"
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%s/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 @test

@@ -43,7 +43,9 @@ DEBIAN_PYTHON = "/usr/bin/python3"       # the one python3-fusepy is installed f
 def env():
     global ENV
     if ENV is None:
-        ENV = Env()
+        # restic 0.14 can hang when a write to a full destination fails; it
+        # is stopped once it has shown no progress this long.
+        ENV = Env(stall_timeout_s=10)
     return ENV
 
 
