@@ -269,7 +269,7 @@ static int open_dirs(const rplan *p, rstate *x, jb_err *err) {
 /* A mount namespace of the runner's own, entered before anything is
  * opened: a bind mount's source must be one of its mounts. */
 static int private_ns(jb_err *err) {
-        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+        if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_SLAVE, NULL) < 0)
                 return fail_errno(err, "a private mount namespace");
         return 0;
 }
@@ -281,8 +281,8 @@ static int mount_work(const rplan *p, const rstate *x, jb_err *err) {
         char src[64];
 
         snprintf(src, sizeof src, "/proc/self/fd/%d", x->work);
-        if (mount(src, p->home, NULL, MS_BIND, NULL) < 0 ||
-            mount(NULL, p->home, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOSYMFOLLOW, NULL) < 0)
+        if (mount(src, p->home, "none", MS_BIND, NULL) < 0 ||
+            mount("none", p->home, "none", MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOSYMFOLLOW, NULL) < 0)
                 return fail_errno(err, "a private view of the work directory");
         if (fstat(x->work, &a) < 0 || stat(p->home, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
                 return jb_err_set(err, JB_E_INTERNAL, "the work directory is not where restic writes");

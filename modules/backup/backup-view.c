@@ -14,7 +14,11 @@
  * restic still records links as links (lstat and readlink work). The mount
  * is read-only too; it lives as long as the runner and its children. The
  * namespace is made a slave of the host's first, so nothing mounted here
- * propagates back. */
+ * propagates back.
+ *
+ * Binds, remounts and propagation changes ignore the source and the file
+ * system type; they are given as "none" rather than NULL, which valgrind
+ * reads as a string it cannot reach. */
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -48,7 +52,7 @@ int backup_home_view(const char *home, jb_err *err) {
         struct stat st;
         int fd;
 
-        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+        if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_SLAVE, NULL) < 0)
                 return view_failed(err, home, -1);
         /* The home itself is named by root's passwd entry; opened (in the new
          * namespace: a bind source must be one of its mounts) without
@@ -62,8 +66,8 @@ int backup_home_view(const char *home, jb_err *err) {
                 return jb_err_set(err, JB_E_CONFLICT, "%s is not a directory", home);
         }
         snprintf(src, sizeof src, "/proc/self/fd/%d", fd);
-        if (mount(src, home, NULL, MS_BIND, NULL) < 0 ||
-            mount(NULL, home, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOSYMFOLLOW,
+        if (mount(src, home, "none", MS_BIND, NULL) < 0 ||
+            mount("none", home, "none", MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOSYMFOLLOW,
                   NULL) < 0)
                 return view_failed(err, home, fd);
         close(fd);
