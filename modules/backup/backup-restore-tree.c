@@ -197,6 +197,16 @@ static int open_home_dir(int dfd, const char *name, const struct stat *home, uid
         do
                 fd = syscall(SYS_openat2, dfd, name, &how, sizeof how);
         while (fd < 0 && errno == EAGAIN);
+        /* Without openat2 (a kernel before 5.6, valgrind 3.19): name is one
+         * component, so O_NOFOLLOW is all RESOLVE_BENEATH and NO_SYMLINKS
+         * add, and the st_dev check below is NO_XDEV's. O_DIRECTORY makes
+         * a final link ENOTDIR; lstat tells it apart. */
+        if (fd < 0 && errno == ENOSYS) {
+                fd = openat(dfd, name, (int) how.flags);
+                if (fd < 0 && errno == ENOTDIR && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    S_ISLNK(st.st_mode))
+                        errno = ELOOP;
+        }
         if (fd < 0) {
                 *why = errno == ELOOP ? "a symbolic link is in the way" : "the directory could not be opened";
                 return -1;
