@@ -103,13 +103,17 @@ class Env:
         return self.acct
 
     def close(self):
-        if self.agent is not None:
-            self.agent.close()
-        if getattr(self, "settings", None):
-            kill_job_sessions(self.settings["jobs_dir"])
-        if self.acct is not None:
-            self.acct.remove()
-        shutil.rmtree(self.t, ignore_errors=True)
+        # Whatever the agent's stop reports (valgrind's findings raise),
+        # the runners, the account and the tree go too.
+        try:
+            if self.agent is not None:
+                self.agent.close()
+        finally:
+            if getattr(self, "settings", None):
+                kill_job_sessions(self.settings["jobs_dir"])
+            if self.acct is not None:
+                self.acct.remove()
+            shutil.rmtree(self.t, ignore_errors=True)
 
 
 def kill_job_sessions(jobs_dir):

@@ -263,14 +263,20 @@ class Env:
         return self.job(r["job_id"])
 
     def close(self):
-        for x in (self.agent, self.maria, self.pg):
-            if x is not None:
-                x.close()
-        if getattr(self, "settings", None):
-            kill_job_sessions(self.settings["jobs_dir"])
-        if self.acct is not None:
-            self.acct.remove()
-        shutil.rmtree(self.t, ignore_errors=True)
+        # The agent's stop may raise (valgrind's findings); the servers, the
+        # runners, the account and the tree go whatever happened.
+        try:
+            if self.agent is not None:
+                self.agent.close()
+        finally:
+            for x in (self.maria, self.pg):
+                if x is not None:
+                    x.close()
+            if getattr(self, "settings", None):
+                kill_job_sessions(self.settings["jobs_dir"])
+            if self.acct is not None:
+                self.acct.remove()
+            shutil.rmtree(self.t, ignore_errors=True)
 
 
 def env():
