@@ -164,6 +164,8 @@ void backup_job_stage_end(backup_job *j, json_object *stage, const char *state, 
  * watching cancel_fd), without cancelling the job: a stalled restic. The
  * next backup_job_stage_end() rearms the pipe. */
 void backup_job_stop_programs(backup_job *j);
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t backup_mono_ms(void);
 /* Replaces the record's progress (taking `progress`); written at most twice
  * a second. */
 void backup_job_progress(backup_job *j, json_object *progress);
@@ -217,6 +219,10 @@ int backup_restic_run_io(const backup_cfg *c, const backup_dest *d, const char *
 /* backup-restic.c: forgets the stage's snapshot_id (a snapshot whose input
  * was cut short) and drops it from the stage. */
 void backup_restic_forget(const backup_cfg *c, const backup_dest *d, json_object *stage);
+/* backup-restic.c: `restic unlock`, which removes the locks of processes
+ * gone from this host (never a live restic's); out.stale_locks_removed
+ * says whether it succeeded. */
+void backup_restic_unlock(const backup_cfg *c, const backup_dest *d, json_object *out);
 /* backup-db-restore.c: the databases of a backup.restore, checked before
  * the answer: each the account's, each snapshot (its own snapshot_id, or
  * `default_snapshot` when it names none and that is not NULL) a dump of

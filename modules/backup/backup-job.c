@@ -191,17 +191,11 @@ static void sweep_session(json_object *rec) {
 /* restic unlock removes the locks of processes that no longer exist on
  * this host: the ones the dead job left, never a live restic's. */
 static void unlock_repo(const backup_cfg *c, json_object *rec) {
-        static const char *const args[] = { "unlock", NULL };
         json_object *dest;
         BACKUP_DEST_WIPED backup_dest d;
-        jb_spawn_result r;
 
-        if (!json_object_object_get_ex(rec, "destination", &dest) || backup_dest_from_params(c, dest, &d, NULL) < 0)
-                return;
-        if (backup_restic_run(c, &d, args, 60000, &r, NULL) < 0)
-                return;
-        json_object_object_add(rec, "stale_locks_removed", json_object_new_boolean(jb_spawn_succeeded(&r)));
-        jb_spawn_result_free(&r);
+        if (json_object_object_get_ex(rec, "destination", &dest) && backup_dest_from_params(c, dest, &d, NULL) == 0)
+                backup_restic_unlock(c, &d, rec);
 }
 
 static void mark_interrupted(const backup_cfg *c, json_object *rec) {

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backup-internal.h"
@@ -100,13 +99,6 @@ typedef struct watch {
         bool stalled;
 } watch;
 
-static uint64_t mono_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
 static int64_t int_of(json_object *o, const char *k) {
         json_object *v;
 
@@ -118,7 +110,7 @@ static void watch_stall(watch *w, json_object *status) {
         double pct = json_object_object_get_ex(status, "percent_done", &v) ? json_object_get_double(v) : 0;
         int64_t bytes = int_of(status, "bytes_done"), files = int_of(status, "files_done");
         int64_t total = int_of(status, "total_bytes");
-        uint64_t now = mono_ms();
+        uint64_t now = backup_mono_ms();
 
         if (w->last_move_ms == 0 || pct != w->pct || bytes != w->bytes || files != w->files ||
             total != w->total_bytes) {
@@ -194,21 +186,31 @@ static json_object *final_progress(json_object *sum) {
         return p;
 }
 
+/* One of restic's --json lines (stdout: status, summary; stderr: error),
+ * with its message_type in *type; NULL for any other line. */
+static json_object *message_of(const char *line, size_t len, const char **type) {
+        json_tokener *tok;
+        json_object *o, *t;
+
+        if (len == 0 || line[0] != '{' || !(tok = json_tokener_new()))
+                return NULL;
+        o = json_tokener_parse_ex(tok, line, (int) (len > INT32_MAX ? INT32_MAX : len));
+        json_tokener_free(tok);
+        if (!o || !json_object_object_get_ex(o, "message_type", &t) || !json_object_is_type(t, json_type_string)) {
+                json_object_put(o);
+                return NULL;
+        }
+        *type = json_object_get_string(t);
+        return o;
+}
+
 static void on_line(const char *line, size_t len, void *arg) {
         watch *w = arg;
-        json_tokener *tok;
         json_object *o, *t;
         const char *type;
 
-        if (len == 0 || line[0] != '{' || !(tok = json_tokener_new()))
+        if (!(o = message_of(line, len, &type)))
                 return;
-        o = json_tokener_parse_ex(tok, line, (int) (len > INT32_MAX ? INT32_MAX : len));
-        json_tokener_free(tok);
-        if (!o || !json_object_object_get_ex(o, "message_type", &t)) {
-                json_object_put(o);
-                return;
-        }
-        type = json_object_get_string(t);
         if (strcmp(type, "status") == 0) {
                 watch_stall(w, o);
                 backup_job_progress(w->job, progress_of(o));
@@ -249,15 +251,12 @@ void backup_restic_forget(const backup_cfg *c, const backup_dest *d, json_object
  * "Path","Err"},"during","item"}, as {path, op, reason}; NULL for any
  * other line. `error` is {} for a directory. */
 static json_object *unreadable_item(const char *line, size_t len) {
-        json_tokener *tok = json_tokener_new();
-        json_object *o, *t, *e, *v, *item = NULL;
+        json_object *o, *e, *v, *item = NULL;
+        const char *type;
 
-        if (!tok)
+        if (!(o = message_of(line, len, &type)))
                 return NULL;
-        o = json_tokener_parse_ex(tok, line, (int) len);
-        json_tokener_free(tok);
-        if (o && json_object_object_get_ex(o, "message_type", &t) &&
-            strcmp(json_object_get_string(t), "error") == 0 && json_object_object_get_ex(o, "item", &v)) {
+        if (strcmp(type, "error") == 0 && json_object_object_get_ex(o, "item", &v)) {
                 item = json_object_new_object();
                 json_object_object_add(item, "path", json_object_new_string(json_object_get_string(v)));
                 if (json_object_object_get_ex(o, "error", &e) && json_object_object_get_ex(e, "Op", &v))
@@ -282,8 +281,6 @@ static size_t list_unreadable(const jb_spawn_result *r, json_object *stage) {
                 end = memchr(line, '\n', (size_t) (stop - line));
                 if (!end)
                         end = stop;
-                if (end - line < 2 || line[0] != '{' || end - line > INT32_MAX)
-                        continue;
                 if (!(item = unreadable_item(line, (size_t) (end - line))))
                         continue;
                 if (n++ < UNREADABLE_MAX)
@@ -299,15 +296,13 @@ static size_t list_unreadable(const jb_spawn_result *r, json_object *stage) {
         return n;
 }
 
-/* A restic that had to be killed leaves its lock; `restic unlock` removes
- * locks whose process is gone. */
-static void unlock_stale(const backup_cfg *c, const backup_dest *d, json_object *stage) {
+void backup_restic_unlock(const backup_cfg *c, const backup_dest *d, json_object *out) {
         static const char *const args[] = { "unlock", NULL };
         jb_spawn_result r;
 
-        if (backup_restic_run(c, d, args, 120000, &r, NULL) < 0)
+        if (backup_restic_run(c, d, args, 60000, &r, NULL) < 0)
                 return;
-        json_object_object_add(stage, "stale_locks_removed", json_object_new_boolean(jb_spawn_succeeded(&r)));
+        json_object_object_add(out, "stale_locks_removed", json_object_new_boolean(jb_spawn_succeeded(&r)));
         jb_spawn_result_free(&r);
 }
 
@@ -349,7 +344,7 @@ const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char 
                 state = "failed";
                 stalled_err(&w, d, err);
                 forget_snapshot(j->c, d, stage);
-                unlock_stale(j->c, d, stage);
+                backup_restic_unlock(j->c, d, stage);     /* a killed restic leaves its lock */
         } else if (io.cancelled) {
                 j->cancel_asked = true;
                 state = "cancelled";

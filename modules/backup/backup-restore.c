@@ -69,8 +69,7 @@ typedef struct rplan {
         char dir[NAME_MAX + 1];         /* restore_dir */
         bool in_place;
         json_object *paths;             /* borrowed from the request; valid in the runner's copy */
-        bool with_dbs;                  /* databases[] after the files */
-        backup_db_rplan dbs;
+        backup_db_rplan dbs;            /* databases[] after the files, when dbs.databases */
 } rplan;
 
 /* The request's copy; the runner has its own. */
@@ -229,10 +228,8 @@ static int plan_from_params(const backup_cfg *c, jb_call *call, rplan *p, jb_err
                 p->paths = NULL;
         if (check_staging(p, err) < 0 || plan_snapshot(c, p, snap, jb_call_remaining_ms(call), err) < 0)
                 return -1;
-        if (json_object_object_get_ex(params, "databases", &dbs) && json_object_array_length(dbs) > 0) {
-                p->with_dbs = true;
+        if (json_object_object_get_ex(params, "databases", &dbs) && json_object_array_length(dbs) > 0)
                 return backup_db_restore_plan(c, &p->d, dbs, p->user, NULL, &p->dbs, err);
-        }
         return 0;
 }
 
@@ -480,7 +477,7 @@ static void work(backup_job *j, void *arg) {
         backup_job_stage_end(j, stage, state, &err);
         /* Like backup.run's stages, the databases do not depend on how the
          * files went; the job is still no better than its worst stage. */
-        if (p->with_dbs)
+        if (p->dbs.databases)
                 backup_db_restore_work(j, &p->d, &p->dbs);
 }
 

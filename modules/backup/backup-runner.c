@@ -44,7 +44,7 @@ static void on_term(int sig) {
         errno = e;
 }
 
-static uint64_t mono_ms(void) {
+uint64_t backup_mono_ms(void) {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -65,7 +65,7 @@ static void set_error(json_object *o, const char *code, const char *msg) {
 
 static void write_record(backup_job *j) {
         (void) backup_job_write(j->c, j->rec, NULL);
-        j->last_write_ms = mono_ms();
+        j->last_write_ms = backup_mono_ms();
 }
 
 bool backup_job_cancelled(backup_job *j) {
@@ -120,7 +120,7 @@ void backup_job_stage_end(backup_job *j, json_object *stage, const char *state, 
 
 void backup_job_progress(backup_job *j, json_object *progress) {
         json_object_object_add(j->rec, "progress", progress);
-        if (mono_ms() - j->last_write_ms >= PROGRESS_WRITE_MS)
+        if (backup_mono_ms() - j->last_write_ms >= PROGRESS_WRITE_MS)
                 write_record(j);
 }
 
