@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import random
 import socket
 import struct
 import subprocess
@@ -379,6 +380,33 @@ def suite(what, needs, ready=True, env=lambda: None):
 
 def executable(*paths):
     return all(os.access(p, os.X_OK) for p in paths)
+
+
+def free_port():
+    """A port on 127.0.0.1 free for TCP and UDP at this moment, for a
+    server a test starts next. The suites run side by side: a port the
+    kernel hands out (bind to 0) can be taken, before the server binds it,
+    as the source port of another suite's connection. So it is chosen at
+    random below the kernel's ephemeral range, where no connection's
+    source port comes from, and checked bindable both ways."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randrange(10000, max(low, 10001))
+        t, u = socket.socket(socket.AF_INET, socket.SOCK_STREAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            t.bind(("127.0.0.1", port))
+            u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+    raise AssertionError("no free port")
 
 
 # ---- valgrind (JABALI_VALGRIND=1) ----

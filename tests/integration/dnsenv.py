@@ -23,6 +23,8 @@ import time
 import urllib.error
 import urllib.request
 
+from agenttest import free_port
+
 MARIADBD = "/usr/sbin/mariadbd"
 INSTALL_DB = "/usr/bin/mariadb-install-db"
 MARIADB = "/usr/bin/mariadb"
@@ -43,24 +45,6 @@ def missing():
         if glob.glob("/usr/lib/*/pdns/libgmysqlbackend.so"):
             out.pop()
     return out
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    """A port free for both TCP and UDP on 127.0.0.1 at this moment."""
-    for _ in range(100):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            u.close()
-            s.close()
-        return port
-    raise AssertionError("no free port")
 
 
 def dns_query(port, name, qtype=6, timeout=1.0):

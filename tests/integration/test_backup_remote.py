@@ -29,7 +29,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agenttest  # noqa: E402
-from agenttest import executable, expect_error, expect_golden, expect_ok, test  # noqa: E402
+from agenttest import executable, expect_error, expect_golden, expect_ok, free_port, test  # noqa: E402
 from test_backup import PASSWORD, RESTIC, Env, finished, wait_for  # noqa: E402
 
 # test_backup's own cases registered themselves on import; this file runs its own only.
@@ -43,14 +43,6 @@ REST_USER = "jbrestuser"
 # Escaped in the URL (':', ' ', '@', '/', '%'); never to appear in any output.
 REST_PASS = "Pw:7 q@z/x%41-unique-9b1e"
 ENV = None
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def wait_port(port, proc):

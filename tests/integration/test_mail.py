@@ -37,7 +37,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agenttest  # noqa: E402
-from agenttest import BUILDDIR, Agent, executable, expect_error, expect_golden, expect_ok, test  # noqa: E402
+from agenttest import BUILDDIR, Agent, executable, expect_error, expect_golden, expect_ok, free_port, test  # noqa: E402
 
 DOVECOT = "/usr/sbin/dovecot"
 DOVEADM = "/usr/bin/doveadm"
@@ -53,14 +53,6 @@ SHA_PW1 = "$6$Fp/0oAtBfe9Z1gtD$pZ62w0vYvk51Y5hyGbltsY32l39/eoXJM6YqjTgXwZyFoXCxC
 def module_so():
     p = os.path.join(BUILDDIR, "modules", "mail", ".libs", "mail.so")
     return p if os.path.exists(p) else os.environ.get("JABALI_MAIL_SO", p)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def hash_pw(pw, scheme="SHA512-CRYPT"):

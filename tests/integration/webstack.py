@@ -30,7 +30,7 @@ import struct
 import subprocess
 import time
 
-from agenttest import BUILDDIR, SRCDIR, expect_ok
+from agenttest import BUILDDIR, SRCDIR, expect_ok, free_port
 
 WAIT_S = 60         # the most any awaited state may take (sanitizer builds under load)
 STALL_S = 10        # an old nginx worker still running this long after a reload is stuck
@@ -322,10 +322,7 @@ class Nginx:
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(64)
         self.port = self.lsock.getsockname()[1]
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.sport = s.getsockname()[1]
-        s.close()
+        self.sport = free_port()
         self.conf = os.path.join(self.ng, "conf", "nginx.conf")
         with open(self.conf, "w") as f:
             f.write("""user www-data;
