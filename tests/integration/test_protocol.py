@@ -427,13 +427,20 @@ def dry_run_refused_where_unsupported():
 @test
 def worker_crash_is_contained():
     with Agent() as a:
-        for how in ("abort", "segv", "exit"):
-            expect_error(a.call("test.crash", {"how": how}), "WORKER_CRASHED")
+        # The caller is told how the worker failed: a signal, an exit
+        # status, or an answer the master refused.
+        whys = {"abort": "was killed by signal %d" % signal.SIGABRT,
+                "segv": "was killed by signal %d" % signal.SIGSEGV,
+                "exit": "exited with status",
+                "bignum": "sent invalid JSON"}
+        for how, why in whys.items():
+            err = expect_error(a.call("test.crash", {"how": how}), "WORKER_CRASHED")
+            assert err["error"].startswith("the test worker " + why), err
             expect_ok(a.call("test.echo", {"n": 1}))
         h = expect_ok(a.call("agent.health"))["modules"]["test"]
-        assert h["crashes"] == 3 and h["state"] == "ready", h
+        assert h["crashes"] == 4 and h["state"] == "ready", h
         crashed = [r for r in a.audit() if r.get("action") == "test.crash"]
-        assert [r["result"] for r in crashed] == ["WORKER_CRASHED"] * 3, crashed
+        assert [r["result"] for r in crashed] == ["WORKER_CRASHED"] * 4, crashed
 
 
 @test

@@ -67,6 +67,12 @@ static int do_crash(jb_call *call) {
                 raise(SIGSEGV);
         if (strcmp(how, "fail") == 0)
                 return jb_call_fail_code(call, "TEST_FAILED", "failed on purpose");
+        if (strcmp(how, "bignum") == 0) {
+                /* json-c prints 2^63 as an unsigned integer; the master's
+                 * strict check refuses it, as it did restic's ETA once. */
+                json_object_object_add(jb_call_result(call), "n", json_object_new_uint64(UINT64_C(1) << 63));
+                return 0;
+        }
         abort();
 }
 
@@ -127,7 +133,7 @@ static int worker_init(json_object *settings, jb_err *err) {
         return 0;
 }
 
-static const char *const crash_modes[] = { "abort", "segv", "exit", "fail", NULL };
+static const char *const crash_modes[] = { "abort", "segv", "exit", "fail", "bignum", NULL };
 
 static const jb_param echo_item[] = { JB_P_STRING("item", JB_CHECK_NONE, 0, "an element"), JB_P_END };
 
@@ -153,7 +159,7 @@ static const jb_param locked_sleep_params[] = {
 };
 
 static const jb_param crash_params[] = {
-        JB_P_ENUM("how", crash_modes, 0, "abort (default), segv, exit, or fail (an error answer, no crash)"),
+        JB_P_ENUM("how", crash_modes, 0, "abort (default), segv, exit, fail (an error answer, no crash) or bignum (an answer the master refuses)"),
         JB_P_END
 };
 
