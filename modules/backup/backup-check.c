@@ -8,8 +8,10 @@
  * restic 0.14 writes its progress to stdout and each finding to stderr,
  * ending with "Fatal: repository contains errors" (exit status 1); an
  * index it cannot load ends with "Fatal: LoadIndex returned errors". The
- * findings are stderr's lines. Synchronous, within the action's deadline:
- * the caller chooses how much data to read, hence how long it takes. */
+ * findings are stderr's lines. By default within the action's deadline
+ * (five minutes); reading much data back takes longer, and `background`
+ * makes the check a job (one stage, "check", with the findings) that
+ * backup.job.cancel stops. */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,39 +87,88 @@ static int damaged_err(json_object *findings, jb_err *err) {
         return jb_err_set_code(err, BACKUP_E_DAMAGED, "restic check found errors: %.400s", msg);
 }
 
+typedef struct cplan {
+        backup_dest d;
+        const char *subset;     /* borrowed from the request; valid in the runner's copy */
+        char id[BACKUP_JOB_ID_LEN + 1];
+} cplan;
+
+static void cplan_wipe(cplan *p) {
+        backup_dest_wipe(&p->d);
+}
+
+/* restic check where x says; findings (always set on 0 and on a damaged
+ * repository, the caller's) and the error. */
+static int run_check(const backup_exec *x, const char *subset, json_object **findings, jb_err *err) {
+        const char *args[] = { "check", subset ? "--read-data-subset" : NULL, subset, NULL };
+        jb_spawn_result r;
+
+        *findings = NULL;
+        if (backup_restic_exec(x, args, &r, err) < 0)
+                return -1;
+        *findings = findings_of(r.stderr_data);
+        if (!jb_spawn_succeeded(&r)) {
+                if (damaged(&r))
+                        damaged_err(*findings, err);
+                else {
+                        backup_restic_err(&r, err);
+                        json_object_put(*findings);
+                        *findings = NULL;
+                }
+                jb_spawn_result_free(&r);
+                return -1;
+        }
+        jb_spawn_result_free(&r);
+        return 0;
+}
+
+/* The job: one "check" stage holding the findings. */
+static void check_work(backup_job *j, void *arg) {
+        const cplan *p = arg;
+        backup_exec x = { .c = j->c, .d = &p->d, .job = j };
+        json_object *stage = backup_job_stage_begin(j, "check"), *findings;
+        jb_err err = JB_ERR_INIT;
+        int r = run_check(&x, p->subset, &findings, &err);
+
+        if (findings)
+                json_object_object_add(stage, "findings", findings);
+        if (r == 0)
+                backup_job_stage_end(j, stage, "succeeded", NULL);
+        else
+                backup_job_stage_end(j, stage, strcmp(err.code, BACKUP_E_CANCELLED) == 0 ? "cancelled" : "failed",
+                                     &err);
+}
+
 int backup_check(jb_call *call) {
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
-        BACKUP_DEST_WIPED backup_dest d;
-        const char *subset = jb_param_str(call, "read_data_subset", NULL);
-        const char *args[] = { "check", subset ? "--read-data-subset" : NULL, subset, NULL };
-        json_object *dest = NULL, *findings, *res = jb_call_result(call);
-        jb_spawn_result r;
+        cplan p __attribute__((cleanup(cplan_wipe))) = { .subset = jb_param_str(call, "read_data_subset", NULL) };
+        backup_exec x = { .c = &c, .d = &p.d, .call = call };
+        json_object *dest = NULL, *findings, *rec, *res = jb_call_result(call);
 
-        if (subset && !subset_ok(subset))
+        if (p.subset && !subset_ok(p.subset))
                 return jb_call_fail(call, JB_E_INVALID_PARAMS,
                                     "read_data_subset: '%s' is neither n/t (1 <= n <= t <= %d) nor a percentage "
-                                    "1%%..100%%", subset, SUBSET_DEN_MAX);
+                                    "1%%..100%%", p.subset, SUBSET_DEN_MAX);
         backup_cfg_from_settings(jb_call_settings(call), &c);
         json_object_object_get_ex(jb_call_params(call), "destination", &dest);
-        if (backup_dest_from_params(&c, dest, &d, &err) < 0)
+        if (backup_dest_from_params(&c, dest, &p.d, &err) < 0)
                 return jb_call_fail_err(call, &err);
-        if (backup_restic_run(&c, &d, args, jb_call_remaining_ms(call), &r, &err) < 0)
-                return jb_call_fail_err(call, &err);
-        findings = findings_of(r.stderr_data);
-        if (!jb_spawn_succeeded(&r)) {
-                if (damaged(&r))
-                        damaged_err(findings, &err);
-                else
-                        backup_restic_err(&r, &err);
+        if (jb_param_bool(call, "background", false)) {
+                rec = json_object_new_object();
+                json_object_object_add(rec, "kind", json_object_new_string("check"));
+                json_object_object_add(rec, "destination", json_object_get(dest));
+                if (p.subset)
+                        json_object_object_add(rec, "read_data_subset", json_object_new_string(p.subset));
+                return backup_job_launch(call, &c, rec, p.id, check_work, &p);
+        }
+        if (run_check(&x, p.subset, &findings, &err) < 0) {
                 json_object_put(findings);
-                jb_spawn_result_free(&r);
                 return jb_call_fail_err(call, &err);
         }
-        jb_spawn_result_free(&r);
         json_object_object_add(res, "ok", json_object_new_boolean(true));
-        if (subset)
-                json_object_object_add(res, "read_data_subset", json_object_new_string(subset));
+        if (p.subset)
+                json_object_object_add(res, "read_data_subset", json_object_new_string(p.subset));
         json_object_object_add(res, "findings", findings);
         return 0;
 }

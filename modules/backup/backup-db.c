@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -172,7 +173,8 @@ typedef struct producer {
 
 static void *run_producer(void *arg) {
         producer *p = arg;
-        jb_spawn_io io = { .stdout_fd = p->out, .cancel_fd = p->cancel_fd };
+        /* restic removes its lock on SIGINT only; a dump program takes SIGTERM. */
+        jb_spawn_io io = { .stdout_fd = p->out, .cancel_fd = p->cancel_fd, .cancel_signal = p->d ? SIGINT : 0 };
         jb_spawn_opts o = { .argv = p->argv };
 
         p->rc = p->d ? backup_restic_run_io(p->c, p->d, p->args, &io, &p->r, &p->err)
@@ -322,6 +324,7 @@ static const char *restore_pipe(backup_job *j, const backup_dest *d, const char 
                 j->cancel_asked = true;
                 state = "cancelled";
                 jb_err_set_code(err, BACKUP_E_CANCELLED, "cancelled at the caller's request");
+                backup_restic_unlock(j->c, d, stage);
         } else if (rc < 0) {
                 state = "failed";       /* err: the client could not be run */
         } else if (!io.cancelled && !jb_spawn_succeeded(&r)) {

@@ -5,10 +5,14 @@
  * `restic forget --json` and `restic prune` run separately: restic 0.14's
  * `forget --prune --json` prints prune's plain text after the JSON on the
  * same stdout. Prune runs only when forget removed something, so a repeat
- * changes nothing and says so. Both are synchronous (within the action's
- * deadline): on a test-sized repository prune takes under a second, and an
- * interrupted prune leaves a usable repository (restic deletes packs only
- * after writing the new index).
+ * changes nothing and says so.
+ *
+ * By default both run within the action's deadline (five minutes), which
+ * a small repository's prune meets easily. A large one's prune rewrites
+ * packs for much longer: with `background` the same work is a job (stages
+ * "forget" and "prune") that backup.job.cancel stops with SIGINT, on which
+ * restic removes its lock. An interrupted prune leaves a usable repository
+ * (restic deletes packs only after writing the new index).
  *
  * The policy is required: without a keep_* restic would remove nothing,
  * and a caller that forgot the policy must hear it rather than get a
@@ -106,10 +110,25 @@ static json_object *collect(json_object *groups, const char *member) {
         return out;
 }
 
+/* What forget needs, taken from the request before any restic runs; a
+ * job's runner works on its own copy. */
+typedef struct fplan {
+        backup_dest d;
+        int64_t keep[KEEPS];
+        char *filter;           /* the tag filter or NULL; the handler's (it frees it) */
+        bool dry_run, prune;
+        char id[BACKUP_JOB_ID_LEN + 1];
+} fplan;
+
+static void fplan_wipe(fplan *p) {
+        backup_dest_wipe(&p->d);
+        free(p->filter);
+        p->filter = NULL;
+}
+
 /* restic forget --json [--dry-run] --keep-* N... [--tag filter]: its
  * answer, an array of groups. */
-static int run_forget(jb_call *call, const backup_cfg *c, const backup_dest *d, const char *filter,
-                      json_object **ret, jb_err *err) {
+static int run_forget(const backup_exec *x, const fplan *p, json_object **ret, jb_err *err) {
         char nums[KEEPS][24], flags[KEEPS][24];
         const char *args[4 + 2 * KEEPS + 3];
         size_t n = 0;
@@ -117,26 +136,24 @@ static int run_forget(jb_call *call, const backup_cfg *c, const backup_dest *d, 
 
         args[n++] = "forget";
         args[n++] = "--json";
-        if (jb_call_dry_run(call))
+        if (p->dry_run)
                 args[n++] = "--dry-run";
         for (size_t i = 0; i < KEEPS; i++) {
-                int64_t v = jb_param_int(call, keeps[i], 0);
-
-                if (v <= 0)
+                if (p->keep[i] <= 0)
                         continue;
                 /* keep_last → --keep-last */
                 snprintf(flags[i], sizeof flags[i], "--%s", keeps[i]);
                 flags[i][6] = '-';
-                snprintf(nums[i], sizeof nums[i], "%lld", (long long) v);
+                snprintf(nums[i], sizeof nums[i], "%lld", (long long) p->keep[i]);
                 args[n++] = flags[i];
                 args[n++] = nums[i];
         }
-        if (filter) {
+        if (p->filter) {
                 args[n++] = "--tag";
-                args[n++] = filter;
+                args[n++] = p->filter;
         }
         args[n] = NULL;
-        if (backup_restic_run(c, d, args, jb_call_remaining_ms(call), &r, err) < 0)
+        if (backup_restic_exec(x, args, &r, err) < 0)
                 return -1;
         if (!jb_spawn_succeeded(&r)) {
                 backup_restic_err(&r, err);
@@ -153,14 +170,14 @@ static int run_forget(jb_call *call, const backup_cfg *c, const backup_dest *d, 
         return 0;
 }
 
-static int run_prune(jb_call *call, const backup_cfg *c, const backup_dest *d, size_t removed, jb_err *err) {
+static int run_prune(const backup_exec *x, size_t removed, jb_err *err) {
         static const char *const args[] = { "prune", NULL };
         jb_spawn_result r;
         int ret = 0;
 
-        if (backup_restic_run(c, d, args, jb_call_remaining_ms(call), &r, err) < 0)
-                ret = -1;
-        else if (!jb_spawn_succeeded(&r))
+        if (backup_restic_exec(x, args, &r, err) < 0)
+                return -1;
+        if (!jb_spawn_succeeded(&r))
                 ret = backup_restic_err(&r, err);
         jb_spawn_result_free(&r);
         if (ret < 0)
@@ -169,44 +186,94 @@ static int run_prune(jb_call *call, const backup_cfg *c, const backup_dest *d, s
         return ret;
 }
 
-static bool has_policy(jb_call *call) {
-        for (size_t i = 0; i < KEEPS; i++)
-                if (jb_param_int(call, keeps[i], 0) > 0)
-                        return true;
-        return false;
+/* Adds kept[] and removed[] of restic's groups to `out` (taking groups);
+ * returns how many were removed. */
+static size_t add_lists(json_object *out, json_object *groups) {
+        json_object *removed = collect(groups, "remove");
+        size_t n = json_object_array_length(removed);
+
+        json_object_object_add(out, "kept", collect(groups, "keep"));
+        json_object_object_add(out, "removed", removed);
+        json_object_put(groups);
+        return n;
+}
+
+/* A step that failed: cancelled when a cancel stopped restic. */
+static void stage_failed(backup_job *j, json_object *stage, const jb_err *err) {
+        backup_job_stage_end(j, stage, strcmp(err->code, BACKUP_E_CANCELLED) == 0 ? "cancelled" : "failed", err);
+}
+
+/* The job: a "forget" stage (kept[], removed[]), then a "prune" stage
+ * when something was removed and prune was asked for. */
+static void forget_work(backup_job *j, void *arg) {
+        const fplan *p = arg;
+        backup_exec x = { .c = j->c, .d = &p->d, .job = j };
+        json_object *stage = backup_job_stage_begin(j, "forget"), *groups = NULL;
+        jb_err err = JB_ERR_INIT;
+        size_t n;
+
+        if (run_forget(&x, p, &groups, &err) < 0) {
+                stage_failed(j, stage, &err);
+                return;
+        }
+        n = add_lists(stage, groups);
+        backup_job_stage_end(j, stage, "succeeded", NULL);
+        if (n == 0 || !p->prune || backup_job_cancelled(j))
+                return;
+        stage = backup_job_stage_begin(j, "prune");
+        if (run_prune(&x, n, &err) < 0)
+                stage_failed(j, stage, &err);
+        else
+                backup_job_stage_end(j, stage, "succeeded", NULL);
+}
+
+static int launch(jb_call *call, const backup_cfg *c, fplan *p) {
+        static const char *const copied[] = { "user", "tags", "keep_last", "keep_daily", "keep_weekly",
+                                              "keep_monthly", "prune" };
+        json_object *rec = json_object_new_object(), *params = jb_call_params(call);
+
+        json_object_object_add(rec, "kind", json_object_new_string("forget"));
+        copy_member(params, rec, "destination");
+        for (size_t i = 0; i < sizeof copied / sizeof copied[0]; i++)
+                copy_member(params, rec, copied[i]);
+        jb_call_set_changed(call, true);
+        return backup_job_launch(call, c, rec, p->id, forget_work, p);
 }
 
 int backup_forget(jb_call *call) {
         jb_err err = JB_ERR_INIT;
         backup_cfg c;
-        BACKUP_DEST_WIPED backup_dest d;
-        json_object *dest = NULL, *groups = NULL, *removed, *res = jb_call_result(call);
-        char *filter = NULL;
+        fplan p __attribute__((cleanup(fplan_wipe))) = { .filter = NULL };
+        backup_exec x = { .c = &c, .d = &p.d, .call = call };
+        json_object *dest = NULL, *groups = NULL, *res = jb_call_result(call);
+        bool any = false;
         size_t n;
-        int r;
 
-        if (!has_policy(call))
+        for (size_t i = 0; i < KEEPS; i++)
+                any |= (p.keep[i] = jb_param_int(call, keeps[i], 0)) > 0;
+        if (!any)
                 return jb_call_fail(call, JB_E_INVALID_PARAMS,
                                     "keep_last, keep_daily, keep_weekly or keep_monthly is required");
+        p.dry_run = jb_call_dry_run(call);
+        p.prune = jb_param_bool(call, "prune", true);
+        if (p.dry_run && jb_param_bool(call, "background", false))
+                return jb_call_fail(call, JB_E_INVALID_PARAMS,
+                                    "background: a dry run answers at once (leave background out)");
         backup_cfg_from_settings(jb_call_settings(call), &c);
         json_object_object_get_ex(jb_call_params(call), "destination", &dest);
-        if (backup_dest_from_params(&c, dest, &d, &err) < 0 || tag_filter(jb_call_params(call), &filter, &err) < 0)
+        if (backup_dest_from_params(&c, dest, &p.d, &err) < 0 || tag_filter(jb_call_params(call), &p.filter, &err) < 0)
                 return jb_call_fail_err(call, &err);
-        r = run_forget(call, &c, &d, filter, &groups, &err);
-        free(filter);
-        if (r < 0)
+        if (jb_param_bool(call, "background", false))
+                return launch(call, &c, &p);
+        if (run_forget(&x, &p, &groups, &err) < 0)
                 return jb_call_fail_err(call, &err);
-        removed = collect(groups, "remove");
-        n = json_object_array_length(removed);
-        json_object_object_add(res, "kept", collect(groups, "keep"));
-        json_object_object_add(res, "removed", removed);
-        json_object_put(groups);
+        n = add_lists(res, groups);
         jb_call_set_changed(call, n > 0);
-        if (n == 0 || jb_call_dry_run(call) || !jb_param_bool(call, "prune", true)) {
+        if (n == 0 || p.dry_run || !p.prune) {
                 json_object_object_add(res, "pruned", json_object_new_boolean(false));
                 return 0;
         }
-        if (run_prune(call, &c, &d, n, &err) < 0)
+        if (run_prune(&x, n, &err) < 0)
                 return jb_call_fail_err(call, &err);
         json_object_object_add(res, "pruned", json_object_new_boolean(true));
         return 0;

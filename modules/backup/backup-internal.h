@@ -116,6 +116,19 @@ int backup_restic_run(const backup_cfg *c, const backup_dest *d, const char *con
 /* The same with `in` (len bytes) on restic's stdin (backup --stdin). */
 int backup_restic_run_input(const backup_cfg *c, const backup_dest *d, const char *const *args, const void *in,
                             size_t len, uint64_t timeout_ms, jb_spawn_result *r, jb_err *err);
+/* Where a maintenance command (forget, prune, check) runs: for a request,
+ * within its deadline (call set), or as a step of a job (job set), with
+ * no deadline and stopped by the job's cancel. */
+typedef struct backup_exec {
+        const backup_cfg *c;
+        const backup_dest *d;
+        jb_call *call;
+        struct backup_job *job;
+} backup_exec;
+/* backup_restic_run there. In a job, a cancel sends restic SIGINT (which
+ * makes it remove its lock; backup_restic_unlock follows) and the call
+ * returns -1 with JOB_CANCELLED, *r freed. */
+int backup_restic_exec(const backup_exec *x, const char *const *args, jb_spawn_result *r, jb_err *err);
 /* Maps an unsuccessful restic run to a stable code: NOT_FOUND (no
  * repository there), REPO_WRONG_PASSWORD, REPO_LOCKED, else SERVICE_FAILED
  * with restic's first lines. Always returns -1. */
@@ -221,7 +234,10 @@ int backup_restic_run_io(const backup_cfg *c, const backup_dest *d, const char *
 void backup_restic_forget(const backup_cfg *c, const backup_dest *d, json_object *stage);
 /* backup-restic.c: `restic unlock`, which removes the locks of processes
  * gone from this host (never a live restic's); out.stale_locks_removed
- * says whether it succeeded. */
+ * says whether it succeeded. Run after every restic a cancel, a stall or
+ * an agent's death stopped: restic 0.14 writes its lock file some
+ * milliseconds before its SIGINT cleanup knows of it (while it looks for
+ * other locks), so a cancel in that window leaves the lock behind. */
 void backup_restic_unlock(const backup_cfg *c, const backup_dest *d, json_object *out);
 /* backup-db-restore.c: the databases of a backup.restore, checked before
  * the answer: each the account's, each snapshot (its own snapshot_id, or

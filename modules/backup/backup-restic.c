@@ -85,6 +85,24 @@ int backup_restic_run_io(const backup_cfg *c, const backup_dest *d, const char *
         return restic_run(c, d, args, NULL, 0, 0, io, r, err);
 }
 
+int backup_restic_exec(const backup_exec *x, const char *const *args, jb_spawn_result *r, jb_err *err) {
+        jb_spawn_io io = { .cancel_fd = x->job ? x->job->cancel_fd : 0, .cancel_signal = SIGINT };
+        json_object *unlocked;
+
+        if (!x->job)
+                return restic_run(x->c, x->d, args, NULL, 0, jb_call_remaining_ms(x->call), NULL, r, err);
+        if (restic_run(x->c, x->d, args, NULL, 0, 0, &io, r, err) < 0)
+                return -1;
+        if (!io.cancelled)
+                return 0;
+        x->job->cancel_asked = true;
+        jb_spawn_result_free(r);
+        unlocked = json_object_new_object();
+        backup_restic_unlock(x->c, x->d, unlocked);
+        json_object_put(unlocked);
+        return jb_err_set_code(err, BACKUP_E_CANCELLED, "cancelled at the caller's request");
+}
+
 /* A stage's restic as its output shows it. restic 0.14 can hang for good
  * when a pack upload fails (seen with a full destination: the uploaders
  * are gone, the final flush waits on them), printing unchanged status
@@ -350,6 +368,7 @@ const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char 
                 state = "cancelled";
                 jb_err_set_code(err, BACKUP_E_CANCELLED, "cancelled at the caller's request");
                 forget_snapshot(j->c, d, stage);
+                backup_restic_unlock(j->c, d, stage);     /* see backup_restic_unlock */
         } else if (jb_spawn_succeeded(&r) && json_object_object_get_ex(stage, "snapshot_id", NULL)) {
                 state = "succeeded";
         } else if (r.exit_code == 3 && json_object_object_get_ex(stage, "snapshot_id", NULL)) {

@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,7 +320,7 @@ static void keep_errors(json_object *stage, const char *text) {
 static const char *run_restic(backup_job *j, const rplan *p, json_object *stage, jb_err *err) {
         char inc[PATHS_MAX][2 * PATH_MAX + 8];
         const char *args[8 + 2 * PATHS_MAX];
-        jb_spawn_io io = { .cancel_fd = j->cancel_fd };
+        jb_spawn_io io = { .cancel_fd = j->cancel_fd, .cancel_signal = SIGINT };
         size_t n = 0, np = p->paths ? json_object_array_length(p->paths) : 0;
         jb_spawn_result r;
         const char *state;
@@ -342,6 +343,7 @@ static const char *run_restic(backup_job *j, const rplan *p, json_object *stage,
                 j->cancel_asked = true;
                 state = "cancelled";
                 jb_err_set_code(err, BACKUP_E_CANCELLED, "cancelled at the caller's request");
+                backup_restic_unlock(j->c, &p->d, stage);
         } else if (jb_spawn_succeeded(&r)) {
                 state = "succeeded";
         } else if (r.exit_code == 1 && strstr(r.stderr_data, "Fatal: There were ")) {

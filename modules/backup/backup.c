@@ -125,6 +125,8 @@ static const jb_param forget_params[] = {
         JB_P_MAP("tags", JB_CHECK_TOKEN, tag_value, 0, 0, 16,
                  "only snapshots carrying every one of these key=value tags"),
         JB_P_BOOL("prune", 0, "remove the data only forgotten snapshots used; default true"),
+        JB_P_BOOL("background", 0,
+                  "run as a job (stages forget, prune) and answer at once with its job_id; default false"),
         JB_P_END
 };
 
@@ -132,6 +134,7 @@ static const jb_param check_params[] = {
         DESTINATION_PARAM,
         JB_P_STRLEN("read_data_subset", JB_CHECK_NONE, 0, 2, 13,
                     "also read back this part of the data: n/t (the n-th of t groups) or N%"),
+        JB_P_BOOL("background", 0, "run as a job (stage check) and answer at once with its job_id; default false"),
         JB_P_END
 };
 
@@ -280,10 +283,12 @@ static const jb_action actions[] = {
           .summary = "stop a queued or running job: restic stops, no snapshot stays; answers the state",
           .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 30000 },
         { .name = "backup.forget", .handler = backup_forget, .params = forget_params,
-          .summary = "forget the snapshots a keep policy drops (restic forget), then prune their data",
+          .summary = "forget the snapshots a keep policy drops (restic forget), then prune their data; "
+                     "with background as a job",
           .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 300000, .errors = errors },
         { .name = "backup.check", .handler = backup_check, .params = check_params,
-          .summary = "check a repository's integrity (restic check), reading back part of the data if asked",
+          .summary = "check a repository's integrity (restic check), reading back part of the data if asked; "
+                     "with background as a job",
           .timeout_ms = 300000, .errors = check_errors },
         { .name = "backup.schedule.write", .handler = backup_schedule_write, .params = schedule_write_params,
           .summary = "create or converge a schedule: a systemd timer and service that run its backup job",

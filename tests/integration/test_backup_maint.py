@@ -14,12 +14,13 @@ single skipped case (TAP SKIP), never a failure.
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agenttest  # noqa: E402
 import test_backup  # noqa: E402
 from agenttest import executable, expect_error, expect_ok, test  # noqa: E402
-from test_backup import RESTIC, initialised  # noqa: E402
+from test_backup import RESTIC, finished, initialised, wait_for  # noqa: E402
 
 # Importing test_backup registered its cases with the shared runner: this
 # program runs only its own.
@@ -135,6 +136,38 @@ def forget_narrows_by_tags_and_can_skip_prune():
     assert sorted(s["id"] for s in snapshots(e, repo)) == sorted(files + [other])
 
 
+@test
+def forget_in_the_background_is_a_job():
+    e = env()
+    initialised(e, "m5")
+    repo = os.path.join(e.local_root, "m5")
+    alice = [snapshot(e, repo, data_dir(e, "ga"), "user=gina") for _ in range(3)]
+    d = e.dest("m5")
+    blobs = blob_count(e, repo)
+    params = {"destination": d, "user": "gina", "keep_last": 1, "background": True}
+    expect_error(e.call("backup.forget", params, dry_run=True), "INVALID_PARAMS")
+    r = expect_ok(e.call("backup.forget", params))
+    assert r["state"] == "queued" and r["changed"] is True and len(r["job_id"]) == 32, r
+    job = finished(e, r["job_id"])
+    assert job["kind"] == "forget" and job["state"] == "succeeded" and "error" not in job, job
+    assert job["user"] == "gina" and job["keep_last"] == 1 and job["destination"] == d, job
+    assert [(s["name"], s["state"]) for s in job["stages"]] == [("forget", "succeeded"), ("prune", "succeeded")], job
+    assert sorted(s["id"] for s in job["stages"][0]["removed"]) == sorted(alice[:2]), job
+    assert [s["id"] for s in job["stages"][0]["kept"]] == [alice[2]], job
+    assert [s["id"] for s in snapshots(e, repo)] == [alice[2]]
+    assert blob_count(e, repo) < blobs, "the prune stage succeeded without pruning"
+    assert e.restic(repo, "check").returncode == 0
+    # Nothing left to forget: no prune stage.
+    again = finished(e, expect_ok(e.call("backup.forget", params))["job_id"])
+    assert [(s["name"], s["state"]) for s in again["stages"]] == [("forget", "succeeded")], again
+    assert again["stages"][0]["removed"] == [] and again["state"] == "succeeded", again
+    # A failure is the job's, with restic's code; never succeeded.
+    bad = finished(e, expect_ok(e.call("backup.forget", dict(params, destination=e.dest("m5", ref="other-pw"))))
+                   ["job_id"])
+    assert bad["state"] == "failed" and bad["error"]["code"] == "REPO_WRONG_PASSWORD", bad
+    assert [(s["name"], s["state"]) for s in bad["stages"]] == [("forget", "failed")], bad
+
+
 def corrupt_packs(repo):
     """Overwrites bytes in the middle of every pack file."""
     n = 0
@@ -183,6 +216,59 @@ def check_finds_a_damaged_repository():
         assert "restic check found errors" in resp["error"], resp
     # No stale lock left behind: restic still opens the repository.
     assert os.listdir(os.path.join(repo, "locks")) == []
+    # In the background: a failed job with the code and the findings.
+    r = expect_ok(e.call("backup.check", {"destination": d, "read_data_subset": "100%", "background": True}))
+    job = finished(e, r["job_id"])
+    assert job["state"] == "failed" and job["error"]["code"] == "REPO_DAMAGED", job
+    assert job["stages"][0]["state"] == "failed" and job["stages"][0]["findings"], job
+
+
+@test
+def a_background_check_is_a_job_cancel_stops():
+    e = env()
+    initialised(e, "m6")
+    repo = os.path.join(e.local_root, "m6")
+    snapshot(e, repo, data_dir(e, "h"), "user=hana")
+    d = e.dest("m6")
+    r = expect_ok(e.call("backup.check", {"destination": d, "read_data_subset": "100%", "background": True}))
+    assert r["state"] == "queued" and r["changed"] is False, r
+    job = finished(e, r["job_id"])
+    assert job["kind"] == "check" and job["state"] == "succeeded" and job["read_data_subset"] == "100%", job
+    assert [(s["name"], s["state"], s["findings"]) for s in job["stages"]] == [("check", "succeeded", [])], job
+    # An index file that is a FIFO holds restic once it has locked the
+    # repository (check reads no cache around it): opening the FIFO for
+    # writing succeeds only once restic opened it to read, and restic then
+    # waits for data that never comes. The job is running until cancelled.
+    locks = os.path.join(repo, "locks")
+    index = os.path.join(repo, "index", sorted(os.listdir(os.path.join(repo, "index")))[0])
+    writer = None
+
+    def restic_reading_the_index():
+        try:
+            return os.open(index, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            time.sleep(0.01)
+            return None
+    os.rename(index, index + ".saved")
+    try:
+        os.mkfifo(index)
+        r = expect_ok(e.call("backup.check", {"destination": d, "background": True}))
+        writer = wait_for("restic reading the index", restic_reading_the_index)
+        assert os.listdir(locks), "restic read the index without a lock"
+        assert expect_ok(e.call("backup.job.get", {"job_id": r["job_id"]}))["job"]["state"] == "running"
+        c = expect_ok(e.call("backup.job.cancel", {"job_id": r["job_id"]}))
+        assert c["changed"] is True and c["state"] == "cancelled", c
+        job = finished(e, r["job_id"])
+        assert job["state"] == "cancelled" and job["error"]["code"] == "JOB_CANCELLED", job
+        assert [(s["name"], s["state"]) for s in job["stages"]] == [("check", "cancelled")], job
+        assert os.listdir(locks) == [], "restic's lock was left: %r" % job
+    finally:
+        if writer is not None:
+            os.close(writer)
+        if os.path.exists(index):
+            os.unlink(index)
+        os.rename(index + ".saved", index)
+    expect_ok(e.call("backup.check", {"destination": d}))
 
 
 def main():

@@ -392,7 +392,9 @@ def cancel_stops_restic_and_leaves_nothing():
     assert job["error"]["code"] == "JOB_CANCELLED", job
     assert not os.path.exists(os.path.join(a.home, "big")), "a cancelled restore moved files in"
     assert not os.path.exists(os.path.join(a.home, STAGING)), os.listdir(os.path.join(a.home, STAGING))
-    # The repository is usable afterwards (restic dropped its lock).
+    # No lock is left (a stale one would refuse the next prune or check),
+    # and the repository is usable.
+    assert os.listdir(os.path.join(e.dest("main")["location"], "locks")) == [], "restic's lock was left"
     assert restore(e, a, snap, paths=["big/0.bin"])["state"] == "succeeded"
 
 
