@@ -68,6 +68,19 @@ def data_dir(e, name):
     return d
 
 
+def repository(e, name):
+    """A new repository: its path and its destination."""
+    initialised(e, name)
+    return os.path.join(e.local_root, name), e.dest(name)
+
+
+def one_snapshot(e, name, user):
+    """A new repository holding one snapshot of `user`'s."""
+    repo, d = repository(e, name)
+    snapshot(e, repo, data_dir(e, name), "user=" + user)
+    return repo, d
+
+
 @test
 def forget_needs_a_policy_within_bounds():
     e = env()
@@ -86,11 +99,9 @@ def forget_needs_a_policy_within_bounds():
 @test
 def forget_keeps_what_the_policy_says_per_account():
     e = env()
-    initialised(e, "m1")
-    repo = os.path.join(e.local_root, "m1")
+    repo, d = repository(e, "m1")
     alice = [snapshot(e, repo, data_dir(e, "a"), "user=alice") for _ in range(3)]
     bob = [snapshot(e, repo, data_dir(e, "b"), "user=bob") for _ in range(2)]
-    d = e.dest("m1")
     blobs = blob_count(e, repo)
 
     dry = expect_ok(e.call("backup.forget", {"destination": d, "user": "alice", "keep_last": 1}, dry_run=True))
@@ -139,10 +150,8 @@ def forget_narrows_by_tags_and_can_skip_prune():
 @test
 def forget_in_the_background_is_a_job():
     e = env()
-    initialised(e, "m5")
-    repo = os.path.join(e.local_root, "m5")
+    repo, d = repository(e, "m5")
     alice = [snapshot(e, repo, data_dir(e, "ga"), "user=gina") for _ in range(3)]
-    d = e.dest("m5")
     blobs = blob_count(e, repo)
     params = {"destination": d, "user": "gina", "keep_last": 1, "background": True}
     expect_error(e.call("backup.forget", params, dry_run=True), "INVALID_PARAMS")
@@ -185,10 +194,7 @@ def corrupt_packs(repo):
 @test
 def check_passes_a_sound_repository_and_refuses_bad_subsets():
     e = env()
-    initialised(e, "m3")
-    repo = os.path.join(e.local_root, "m3")
-    snapshot(e, repo, data_dir(e, "d"), "user=erin")
-    d = e.dest("m3")
+    _, d = one_snapshot(e, "m3", "erin")
     r = expect_ok(e.call("backup.check", {"destination": d}))
     assert r["ok"] is True and r["findings"] == [] and r["changed"] is False, r
     for subset in ("1/2", "2/2", "100%", "1%"):
@@ -204,13 +210,10 @@ def check_passes_a_sound_repository_and_refuses_bad_subsets():
 @test
 def check_finds_a_damaged_repository():
     e = env()
-    initialised(e, "m4")
-    repo = os.path.join(e.local_root, "m4")
-    snapshot(e, repo, data_dir(e, "e"), "user=finn")
+    repo, d = one_snapshot(e, "m4", "finn")
     corrupt_packs(repo)
     # restic itself agrees that the repository is damaged.
     assert e.restic(repo, "check", "--read-data").returncode == 1
-    d = e.dest("m4")
     for params in ({"destination": d}, {"destination": d, "read_data_subset": "100%"}):
         resp = expect_error(e.call("backup.check", params), "REPO_DAMAGED")
         assert "restic check found errors" in resp["error"], resp
@@ -226,10 +229,7 @@ def check_finds_a_damaged_repository():
 @test
 def a_background_check_is_a_job_cancel_stops():
     e = env()
-    initialised(e, "m6")
-    repo = os.path.join(e.local_root, "m6")
-    snapshot(e, repo, data_dir(e, "h"), "user=hana")
-    d = e.dest("m6")
+    repo, d = one_snapshot(e, "m6", "hana")
     r = expect_ok(e.call("backup.check", {"destination": d, "read_data_subset": "100%", "background": True}))
     assert r["state"] == "queued" and r["changed"] is False, r
     job = finished(e, r["job_id"])
