@@ -155,6 +155,9 @@ int backup_check(jb_call *call) {
         if (backup_dest_from_params(&c, dest, &p.d, &err) < 0)
                 return jb_call_fail_err(call, &err);
         if (jb_param_bool(call, "background", false)) {
+                if (jb_call_dry_run(call))
+                        return jb_call_fail(call, JB_E_INVALID_PARAMS,
+                                            "background: a dry run starts no job (leave background out)");
                 rec = json_object_new_object();
                 json_object_object_add(rec, "kind", json_object_new_string("check"));
                 json_object_object_add(rec, "destination", json_object_get(dest));

@@ -36,6 +36,7 @@
 typedef struct backup_cfg {
         const char *restic;             /* the restic binary */
         uint64_t stall_ms;              /* a backup stage's restic showing no progress that long is stopped */
+        int64_t job_retention_s;        /* a finished record unchanged that long is removed */
         const char *secrets_dir;        /* root-only files that password_ref and credentials_ref name */
         const char *jobs_dir;           /* durable job records */
         const char *lock_dir;
@@ -139,6 +140,10 @@ int backup_job_new_id(char id[BACKUP_JOB_ID_LEN + 1], jb_err *err);
 bool backup_job_id_ok(const char *id);
 int backup_job_write(const backup_cfg *c, json_object *rec, jb_err *err);
 int backup_job_read(const backup_cfg *c, const char *id, json_object **ret, jb_err *err);
+/* Removes the records of finished jobs (any state but queued and running,
+ * once read: a dead runner's job becomes interrupted) last written more
+ * than job_retention_s ago. Best effort; run when a job starts. */
+void backup_job_expire(const backup_cfg *c);
 /* Start time of a process (/proc/<pid>/stat field 22), -1 when it is gone. */
 long long backup_pid_start(pid_t pid);
 

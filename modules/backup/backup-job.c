@@ -307,44 +307,114 @@ static int by_created(const void *a, const void *b) {
                       json_object_get_string(json_object_object_get(y, "job_id")));
 }
 
-int backup_job_list(jb_call *call) {
-        jb_err err = JB_ERR_INIT;
-        backup_cfg c;
-        json_object *jobs = json_object_new_array();
+/* Calls fn for the file of each record in jobs_dir (fd: the directory). */
+typedef void (*record_fn)(const backup_cfg *c, int fd, const char *name, void *arg);
+
+static int each_record(const backup_cfg *c, record_fn fn, void *arg, jb_err *err) {
         struct dirent *de;
         DIR *d;
-        int fd, dfd;
+        int fd, dfd, e;
 
-        backup_cfg_from_settings(jb_call_settings(call), &c);
-        fd = open_jobs(&c, &err);
-        dfd = fd < 0 ? -1 : openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        fd = open_jobs(c, err);
+        if (fd < 0)
+                return -1;
+        dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         d = dfd < 0 ? NULL : fdopendir(dfd);
         if (!d) {
+                e = errno;
                 if (dfd >= 0)
                         close(dfd);
-                if (fd >= 0)
-                        close(fd);
-                json_object_put(jobs);
-                if (!err.code[0])
-                        jb_err_set(&err, JB_E_INTERNAL, "%s: %s", c.jobs_dir, strerror(errno));
-                return jb_call_fail_err(call, &err);
+                close(fd);
+                return jb_err_set(err, JB_E_INTERNAL, "%s: %s", c->jobs_dir, strerror(e));
         }
         while ((de = readdir(d))) {
                 size_t n = strlen(de->d_name);
                 char id[BACKUP_JOB_ID_LEN + 1];
-                json_object *rec;
 
                 if (n != BACKUP_JOB_ID_LEN + 5 || strcmp(de->d_name + BACKUP_JOB_ID_LEN, ".json") != 0)
                         continue;
                 memcpy(id, de->d_name, BACKUP_JOB_ID_LEN);
                 id[BACKUP_JOB_ID_LEN] = '\0';
-                if (!backup_job_id_ok(id) || read_record(&c, fd, de->d_name, &rec, NULL) < 0)
-                        continue;
-                json_object_array_add(jobs, rec);
+                if (backup_job_id_ok(id))
+                        fn(c, fd, de->d_name, arg);
         }
         closedir(d);
         close(fd);
-        json_object_array_sort(jobs, by_created);
-        json_object_object_add(jb_call_result(call), "jobs", jobs);
+        return 0;
+}
+
+/* The record's mtime is when it was last written: a finished job's is its
+ * end. Only an old file is read, so a directory of many recent records
+ * costs a stat each. */
+static void expire_one(const backup_cfg *c, int fd, const char *name, void *arg) {
+        const time_t *before = arg;
+        json_object *rec;
+        struct stat st;
+
+        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) || st.st_mtime >= *before)
+                return;
+        if (read_record(c, fd, name, &rec, NULL) < 0)
+                return;
+        if (!unfinished(rec))
+                (void) unlinkat(fd, name, 0);
+        json_object_put(rec);
+}
+
+void backup_job_expire(const backup_cfg *c) {
+        time_t before = time(NULL) - (time_t) c->job_retention_s;
+
+        (void) each_record(c, expire_one, &before, NULL);
+}
+
+typedef struct listing {
+        json_object *params;    /* the filters */
+        json_object *jobs;
+} listing;
+
+static bool matches(json_object *rec, json_object *params) {
+        static const char *const keys[] = { "user", "kind", "state" };
+        json_object *want, *have;
+
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+                if (!json_object_object_get_ex(params, keys[i], &want))
+                        continue;
+                if (!json_object_object_get_ex(rec, keys[i], &have) || !json_object_is_type(have, json_type_string) ||
+                    strcmp(json_object_get_string(have), json_object_get_string(want)) != 0)
+                        return false;
+        }
+        return true;
+}
+
+static void list_one(const backup_cfg *c, int fd, const char *name, void *arg) {
+        listing *l = arg;
+        json_object *rec;
+
+        if (read_record(c, fd, name, &rec, NULL) < 0)
+                return;
+        if (matches(rec, l->params))
+                json_object_array_add(l->jobs, rec);
+        else
+                json_object_put(rec);
+}
+
+int backup_job_list(jb_call *call) {
+        jb_err err = JB_ERR_INIT;
+        backup_cfg c;
+        listing l = { .params = jb_call_params(call), .jobs = json_object_new_array() };
+        json_object *res = jb_call_result(call);
+        size_t total, limit = (size_t) jb_param_int(call, "limit", 200);
+
+        backup_cfg_from_settings(jb_call_settings(call), &c);
+        if (each_record(&c, list_one, &l, &err) < 0) {
+                json_object_put(l.jobs);
+                return jb_call_fail_err(call, &err);
+        }
+        json_object_array_sort(l.jobs, by_created);
+        total = json_object_array_length(l.jobs);
+        if (total > limit)
+                json_object_array_del_idx(l.jobs, 0, total - limit);
+        json_object_object_add(res, "jobs", l.jobs);
+        json_object_object_add(res, "total", json_object_new_int64((int64_t) total));
+        json_object_object_add(res, "truncated", json_object_new_boolean(total > limit));
         return 0;
 }

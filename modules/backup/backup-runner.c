@@ -267,6 +267,7 @@ int backup_job_launch(jb_call *call, const backup_cfg *c, json_object *rec, char
                 return jb_call_fail_err(call, &err);
         }
         set_str(rec, "job_id", id);
+        backup_job_expire(c);
         r = backup_job_start(c, rec, fn, arg, &err);
         json_object_put(rec);
         if (r < 0)

@@ -15,6 +15,7 @@
 void backup_cfg_from_settings(json_object *s, backup_cfg *c) {
         c->restic = jb_settings_str(s, "restic", "/usr/bin/restic");
         c->stall_ms = (uint64_t) jb_settings_int(s, "stall_timeout_s", 3600) * 1000;
+        c->job_retention_s = (int64_t) jb_settings_int(s, "job_retention_days", 30) * 86400;
         c->secrets_dir = jb_settings_str(s, "secrets_dir", "/etc/jabali/backup/secrets");
         c->jobs_dir = jb_settings_str(s, "jobs_dir", "/var/lib/jabali/backup/jobs");
         c->lock_dir = jb_settings_str(s, "lock_dir", "/run/jabali-agent/locks");
@@ -176,6 +177,18 @@ static const jb_param job_params[] = {
         JB_P_END
 };
 
+static const char *const job_kinds[] = { "backup", "restore", "forget", "check", NULL };
+static const char *const job_states[] = { "queued", "running", "succeeded", "partial", "failed", "cancelled",
+                                          "interrupted", NULL };
+
+static const jb_param job_list_params[] = {
+        JB_P_STRING("user", JB_CHECK_USERNAME, 0, "only the account's jobs"),
+        JB_P_ENUM("kind", job_kinds, 0, "only jobs of this kind"),
+        JB_P_ENUM("state", job_states, 0, "only jobs in this state"),
+        JB_P_INT("limit", JB_CHECK_NONE, 0, 1, 10000, "at most this many, the newest; default 200"),
+        JB_P_END
+};
+
 /* ---- settings ---- */
 
 #define PATH_SETTING(n, d) JB_P_STRLEN(n, JB_CHECK_NONE, 0, 2, 1024, d)
@@ -207,6 +220,9 @@ static const jb_param settings[] = {
         JB_P_STRING("pg_user", JB_CHECK_USERNAME, 0, "the PostgreSQL superuser role and the system user pg_dump and "
                                                     "psql run as (peer authentication); default postgres"),
         PATH_SETTING("pg_host", "PostgreSQL's socket directory; default /var/run/postgresql"),
+        JB_P_INT("job_retention_days", JB_CHECK_NONE, 0, 1, 3650,
+                 "a finished job's record is removed once it has not changed for this long (when a later "
+                 "job starts); default 30"),
         JB_P_INT("stall_timeout_s", JB_CHECK_NONE, 0, 5, 604800,
                  "a backup stage whose restic reports no progress for this long is stopped and fails "
                  "(JOB_STALLED, or DEST_FULL); default 3600"),
@@ -277,8 +293,8 @@ static const jb_action actions[] = {
           .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 120000, .errors = errors },
         { .name = "backup.job.get", .handler = backup_job_get, .params = job_params,
           .summary = "a job's record: state, stages, progress, snapshot, error", .timeout_ms = 10000 },
-        { .name = "backup.job.list", .handler = backup_job_list, .params = NULL,
-          .summary = "every job record, oldest first", .timeout_ms = 30000 },
+        { .name = "backup.job.list", .handler = backup_job_list, .params = job_list_params,
+          .summary = "job records, oldest first: the newest that match the filters", .timeout_ms = 30000 },
         { .name = "backup.job.cancel", .handler = backup_job_cancel, .params = job_params,
           .summary = "stop a queued or running job: restic stops, no snapshot stays; answers the state",
           .flags = JB_ACTION_MUTATING | JB_ACTION_DRY_RUN, .timeout_ms = 30000 },

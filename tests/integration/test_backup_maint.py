@@ -256,6 +256,13 @@ def a_background_check_is_a_job_cancel_stops():
         writer = wait_for("restic reading the index", restic_reading_the_index)
         assert os.listdir(locks), "restic read the index without a lock"
         assert expect_ok(e.call("backup.job.get", {"job_id": r["job_id"]}))["job"]["state"] == "running"
+        # A running job's record never expires, however old: another job
+        # starting (and failing at once) leaves it.
+        old = time.time() - 400 * 86400
+        os.utime(os.path.join(e.settings["jobs_dir"], r["job_id"] + ".json"), (old, old))
+        other = expect_ok(e.call("backup.check", {"destination": e.dest("nothing-here"), "background": True}))
+        assert finished(e, other["job_id"])["error"]["code"] == "NOT_FOUND"
+        assert expect_ok(e.call("backup.job.get", {"job_id": r["job_id"]}))["job"]["state"] == "running"
         c = expect_ok(e.call("backup.job.cancel", {"job_id": r["job_id"]}))
         assert c["changed"] is True and c["state"] == "cancelled", c
         job = finished(e, r["job_id"])
@@ -269,6 +276,39 @@ def a_background_check_is_a_job_cancel_stops():
             os.unlink(index)
         os.rename(index + ".saved", index)
     expect_ok(e.call("backup.check", {"destination": d}))
+
+
+@test
+def job_records_are_listed_by_filter_and_expire():
+    e = env()
+    _, d = one_snapshot(e, "m7", "ivy")
+    expect_error(e.call("backup.check", {"destination": d, "background": True}, dry_run=True), "INVALID_PARAMS")
+    chk = finished(e, expect_ok(e.call("backup.check", {"destination": d, "background": True}))["job_id"])
+    fgt = finished(e, expect_ok(e.call("backup.forget", {"destination": d, "user": "ivy", "keep_last": 5,
+                                                          "background": True}))["job_id"])
+
+    def ids(**filters):
+        return [j["job_id"] for j in expect_ok(e.call("backup.job.list", filters))["jobs"]]
+    assert chk["job_id"] in ids(kind="check") and fgt["job_id"] not in ids(kind="check")
+    assert ids(user="ivy") == [fgt["job_id"]]
+    assert fgt["job_id"] in ids(user="ivy", kind="forget", state="succeeded")
+    assert ids(user="ivy", state="failed") == []
+    every = expect_ok(e.call("backup.job.list"))
+    assert every["truncated"] is False and every["total"] == len(every["jobs"]) >= 2, every
+    newest = expect_ok(e.call("backup.job.list", {"limit": 1}))
+    assert newest["jobs"] == every["jobs"][-1:] and newest["truncated"] is True, newest
+    assert newest["total"] == every["total"], newest
+    for bad in ({"limit": 0}, {"limit": 10001}, {"kind": "other"}, {"state": "done"}, {"user": "Bad User"},
+                {"job_id": chk["job_id"]}):
+        expect_error(e.call("backup.job.list", bad), "INVALID_PARAMS")
+    # The check's record last written 31 days ago (job_retention_days: 30):
+    # the next job to start removes it, and only it.
+    old = time.time() - 31 * 86400
+    os.utime(os.path.join(e.settings["jobs_dir"], chk["job_id"] + ".json"), (old, old))
+    assert chk["job_id"] in ids(), "listing expires nothing"
+    finished(e, expect_ok(e.call("backup.check", {"destination": d, "background": True}))["job_id"])
+    expect_error(e.call("backup.job.get", {"job_id": chk["job_id"]}), "NOT_FOUND")
+    assert chk["job_id"] not in ids() and fgt["job_id"] in ids()
 
 
 def main():
