@@ -140,9 +140,9 @@ int backup_job_new_id(char id[BACKUP_JOB_ID_LEN + 1], jb_err *err);
 bool backup_job_id_ok(const char *id);
 int backup_job_write(const backup_cfg *c, json_object *rec, jb_err *err);
 int backup_job_read(const backup_cfg *c, const char *id, json_object **ret, jb_err *err);
-/* Removes the records of finished jobs (any state but queued and running,
- * once read: a dead runner's job becomes interrupted) last written more
- * than job_retention_s ago. Best effort; run when a job starts. */
+/* Removes the records of finished jobs (any state but queued and running)
+ * last written more than job_retention_s ago. Best effort, and quick: run
+ * when a job starts. */
 void backup_job_expire(const backup_cfg *c);
 /* Start time of a process (/proc/<pid>/stat field 22), -1 when it is gone. */
 long long backup_pid_start(pid_t pid);

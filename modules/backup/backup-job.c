@@ -345,15 +345,18 @@ static int each_record(const backup_cfg *c, record_fn fn, void *arg, jb_err *err
 
 /* The record's mtime is when it was last written: a finished job's is its
  * end. Only an old file is read, so a directory of many recent records
- * costs a stat each. */
+ * costs a stat each. An unfinished one is left as it is, even when its
+ * runner is dead: marking it interrupted means a restic unlock, which a
+ * starting job's request has no time for; the next reader does it. */
 static void expire_one(const backup_cfg *c, int fd, const char *name, void *arg) {
         const time_t *before = arg;
         json_object *rec;
         struct stat st;
 
+        (void) c;
         if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) || st.st_mtime >= *before)
                 return;
-        if (read_record(c, fd, name, &rec, NULL) < 0)
+        if (parse_record(fd, name, &rec, NULL) < 0)
                 return;
         if (!unfinished(rec))
                 (void) unlinkat(fd, name, 0);
