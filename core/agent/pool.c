@@ -233,7 +233,8 @@ static void worker_failed(worker *w, const char *why) {
         if (req) {
                 w->current = NULL;
                 untrack(req);
-                answer_err(req, w, JB_E_WORKER_CRASHED, "the %s worker %s while handling the request", p->mod->name, why);
+                answer_err(req, w, JB_E_WORKER_CRASHED, "the %s worker %s while handling the request", p->mod->name,
+                           why);
         }
         if (starting && !jb_err_isset(&p->failure))
                 jb_err_set(&p->failure, JB_E_MODULE_UNAVAILABLE, "module %s: worker could not start: %s", p->mod->name, why);

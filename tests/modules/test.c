@@ -159,7 +159,9 @@ static const jb_param locked_sleep_params[] = {
 };
 
 static const jb_param crash_params[] = {
-        JB_P_ENUM("how", crash_modes, 0, "abort (default), segv, exit, fail (an error answer, no crash) or bignum (an answer the master refuses)"),
+        JB_P_ENUM("how", crash_modes, 0,
+                  "abort (default), segv, exit, fail (an error answer, no crash) or bignum (an answer the master "
+                  "refuses)"),
         JB_P_END
 };
 
