@@ -260,18 +260,18 @@ def cancel_stops_restic_and_leaves_no_snapshot():
     shutil.rmtree(os.path.join(a.home, "big4"))
 
 
+def proc_stat(pid):
+    """The fields of /proc/<pid>/stat after the command (state first), or
+    None when the process is gone."""
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def session_members(sid):
-    pids = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open("/proc/%s/stat" % p) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid:
-                pids.append(int(p))
-    return pids
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and (proc_stat(p) or [0] * 4)[3] == str(sid)]
 
 
 @test
@@ -288,6 +288,8 @@ def a_killed_agent_leaves_an_interrupted_job_and_a_clean_repository():
     # die at once; restic, in the runner's session, is left behind.
     e.agent.kill()
     os.kill(j["pid"], signal.SIGKILL)
+    # The signal is delivered, not yet acted on, when kill() returns.
+    poll("the runner to die", lambda: (proc_stat(j["pid"]) or ["X"])[0] in ("Z", "X"))
     left = [p for p in session_members(sid) if p != j["pid"]]
     assert left, "restic was not running"
     assert os.listdir(os.path.join(d["location"], "locks")), "no lock to go stale"
