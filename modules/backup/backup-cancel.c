@@ -23,18 +23,6 @@
 /* Without a pidfd, how often the record is read while waiting. */
 #define NO_PIDFD_POLL_MS 50
 
-static const char *state_of(json_object *rec) {
-        json_object *v;
-
-        return json_object_object_get_ex(rec, "state", &v) ? json_object_get_string(v) : "";
-}
-
-static bool finished(json_object *rec) {
-        const char *s = state_of(rec);
-
-        return strcmp(s, "queued") != 0 && strcmp(s, "running") != 0;
-}
-
 /* The runner the record names, as a pidfd opened before its start time
  * is compared, so a pid reused since is never signalled: >= 0. -1 with
  * *pid 0: the runner is gone. -1 with *pid set: there is no pidfd_open
@@ -93,7 +81,7 @@ static int stop_runner(jb_call *call, const backup_cfg *c, const char *id, int f
 
                 if (backup_job_read(c, id, &rec, NULL) < 0)
                         return 0;
-                done = finished(rec);
+                done = !backup_job_unfinished(rec);
                 json_object_put(rec);
                 if (done)
                         return 0;
@@ -113,8 +101,8 @@ int backup_job_cancel(jb_call *call) {
         backup_cfg_from_settings(jb_call_settings(call), &c);
         if (backup_job_read(&c, id, &rec, &err) < 0)
                 return jb_call_fail_err(call, &err);
-        if (finished(rec)) {
-                json_object_object_add(res, "state", json_object_new_string(state_of(rec)));
+        if (!backup_job_unfinished(rec)) {
+                json_object_object_add(res, "state", json_object_new_string(backup_job_state(rec)));
                 json_object_put(rec);
                 return 0;
         }
@@ -136,7 +124,7 @@ int backup_job_cancel(jb_call *call) {
         }
         if (backup_job_read(&c, id, &rec, &err) < 0)
                 return jb_call_fail_err(call, &err);
-        json_object_object_add(res, "state", json_object_new_string(state_of(rec)));
+        json_object_object_add(res, "state", json_object_new_string(backup_job_state(rec)));
         json_object_put(rec);
         return 0;
 }

@@ -135,8 +135,7 @@ static void check_work(backup_job *j, void *arg) {
         if (r == 0)
                 backup_job_stage_end(j, stage, "succeeded", NULL);
         else
-                backup_job_stage_end(j, stage, strcmp(err.code, BACKUP_E_CANCELLED) == 0 ? "cancelled" : "failed",
-                                     &err);
+                backup_job_stage_fail(j, stage, &err);
 }
 
 int backup_check(jb_call *call) {

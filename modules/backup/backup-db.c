@@ -321,10 +321,7 @@ static const char *restore_pipe(backup_job *j, const backup_dest *d, const char 
          * restic failed (io.cancelled), restic cut off by a client that
          * refused the dump. */
         if (p.cancelled) {
-                j->cancel_asked = true;
-                state = "cancelled";
-                jb_err_set_code(err, BACKUP_E_CANCELLED, "cancelled at the caller's request");
-                backup_restic_unlock(j->c, d, stage);
+                state = backup_restic_cancelled(j, d, stage, err);
         } else if (rc < 0) {
                 state = "failed";       /* err: the client could not be run */
         } else if (!io.cancelled && !jb_spawn_succeeded(&r)) {

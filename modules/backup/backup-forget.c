@@ -198,11 +198,6 @@ static size_t add_lists(json_object *out, json_object *groups) {
         return n;
 }
 
-/* A step that failed: cancelled when a cancel stopped restic. */
-static void stage_failed(backup_job *j, json_object *stage, const jb_err *err) {
-        backup_job_stage_end(j, stage, strcmp(err->code, BACKUP_E_CANCELLED) == 0 ? "cancelled" : "failed", err);
-}
-
 /* The job: a "forget" stage (kept[], removed[]), then a "prune" stage
  * when something was removed and prune was asked for. */
 static void forget_work(backup_job *j, void *arg) {
@@ -213,7 +208,7 @@ static void forget_work(backup_job *j, void *arg) {
         size_t n;
 
         if (run_forget(&x, p, &groups, &err) < 0) {
-                stage_failed(j, stage, &err);
+                backup_job_stage_fail(j, stage, &err);
                 return;
         }
         n = add_lists(stage, groups);
@@ -222,7 +217,7 @@ static void forget_work(backup_job *j, void *arg) {
                 return;
         stage = backup_job_stage_begin(j, "prune");
         if (run_prune(&x, n, &err) < 0)
-                stage_failed(j, stage, &err);
+                backup_job_stage_fail(j, stage, &err);
         else
                 backup_job_stage_end(j, stage, "succeeded", NULL);
 }

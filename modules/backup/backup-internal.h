@@ -140,6 +140,10 @@ int backup_job_new_id(char id[BACKUP_JOB_ID_LEN + 1], jb_err *err);
 bool backup_job_id_ok(const char *id);
 int backup_job_write(const backup_cfg *c, json_object *rec, jb_err *err);
 int backup_job_read(const backup_cfg *c, const char *id, json_object **ret, jb_err *err);
+/* A record's state ("" when it has none), and whether it is queued or
+ * running. */
+const char *backup_job_state(json_object *rec);
+bool backup_job_unfinished(json_object *rec);
 /* Removes the records of finished jobs (any state but queued and running)
  * last written more than job_retention_s ago. Best effort, and quick: run
  * when a job starts. */
@@ -178,6 +182,9 @@ json_object *backup_job_stage_begin(backup_job *j, const char *name);
 /* state: succeeded, partial, failed, cancelled or skipped; err (when set)
  * becomes the stage's error. Writes the record. */
 void backup_job_stage_end(backup_job *j, json_object *stage, const char *state, const jb_err *err);
+/* Ends a stage that failed with err: cancelled when err is JOB_CANCELLED
+ * (a cancel stopped its program), else failed. */
+void backup_job_stage_fail(backup_job *j, json_object *stage, const jb_err *err);
 /* Stops the programs of the current stage as a cancel would (everything
  * watching cancel_fd), without cancelling the job: a stalled restic. The
  * next backup_job_stage_end() rearms the pipe. */
@@ -239,11 +246,15 @@ int backup_restic_run_io(const backup_cfg *c, const backup_dest *d, const char *
 void backup_restic_forget(const backup_cfg *c, const backup_dest *d, json_object *stage);
 /* backup-restic.c: `restic unlock`, which removes the locks of processes
  * gone from this host (never a live restic's); out.stale_locks_removed
- * says whether it succeeded. Run after every restic a cancel, a stall or
+ * (out may be NULL) says whether it succeeded. Run after every restic a cancel, a stall or
  * an agent's death stopped: restic 0.14 writes its lock file some
  * milliseconds before its SIGINT cleanup knows of it (while it looks for
  * other locks), so a cancel in that window leaves the lock behind. */
 void backup_restic_unlock(const backup_cfg *c, const backup_dest *d, json_object *out);
+/* What every restic a cancel stopped is followed by: the job knows it is
+ * cancelled, err is JOB_CANCELLED, and backup_restic_unlock runs (into
+ * out). Returns "cancelled", the stage's state. */
+const char *backup_restic_cancelled(backup_job *j, const backup_dest *d, json_object *out, jb_err *err);
 /* backup-db-restore.c: the databases of a backup.restore, checked before
  * the answer: each the account's, each snapshot (its own snapshot_id, or
  * `default_snapshot` when it names none and that is not NULL) a dump of

@@ -123,14 +123,14 @@ static bool runner_alive(json_object *rec) {
         return backup_pid_start((pid_t) json_object_get_int64(pid)) == json_object_get_int64(start);
 }
 
-static const char *state_of(json_object *rec) {
+const char *backup_job_state(json_object *rec) {
         json_object *v;
 
         return json_object_object_get_ex(rec, "state", &v) ? json_object_get_string(v) : "";
 }
 
-static bool unfinished(json_object *rec) {
-        const char *s = state_of(rec);
+bool backup_job_unfinished(json_object *rec) {
+        const char *s = backup_job_state(rec);
 
         return strcmp(s, "queued") == 0 || strcmp(s, "running") == 0;
 }
@@ -255,11 +255,11 @@ static int read_record(const backup_cfg *c, int fd, const char *name, json_objec
 
         if (parse_record(fd, name, &rec, err) < 0)
                 return -1;
-        if (unfinished(rec) && !runner_alive(rec)) {
+        if (backup_job_unfinished(rec) && !runner_alive(rec)) {
                 json_object_put(rec);
                 if (parse_record(fd, name, &rec, err) < 0)
                         return -1;
-                if (unfinished(rec))
+                if (backup_job_unfinished(rec))
                         mark_interrupted(c, rec);
         }
         *ret = rec;
@@ -358,7 +358,7 @@ static void expire_one(const backup_cfg *c, int fd, const char *name, void *arg)
                 return;
         if (parse_record(fd, name, &rec, NULL) < 0)
                 return;
-        if (!unfinished(rec))
+        if (!backup_job_unfinished(rec))
                 (void) unlinkat(fd, name, 0);
         json_object_put(rec);
 }

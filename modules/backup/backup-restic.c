@@ -87,7 +87,6 @@ int backup_restic_run_io(const backup_cfg *c, const backup_dest *d, const char *
 
 int backup_restic_exec(const backup_exec *x, const char *const *args, jb_spawn_result *r, jb_err *err) {
         jb_spawn_io io = { .cancel_fd = x->job ? x->job->cancel_fd : 0, .cancel_signal = SIGINT };
-        json_object *unlocked;
 
         if (!x->job)
                 return restic_run(x->c, x->d, args, NULL, 0, jb_call_remaining_ms(x->call), NULL, r, err);
@@ -95,12 +94,9 @@ int backup_restic_exec(const backup_exec *x, const char *const *args, jb_spawn_r
                 return -1;
         if (!io.cancelled)
                 return 0;
-        x->job->cancel_asked = true;
         jb_spawn_result_free(r);
-        unlocked = json_object_new_object();
-        backup_restic_unlock(x->c, x->d, unlocked);
-        json_object_put(unlocked);
-        return jb_err_set_code(err, BACKUP_E_CANCELLED, "cancelled at the caller's request");
+        backup_restic_cancelled(x->job, x->d, NULL, err);
+        return -1;
 }
 
 /* A stage's restic as its output shows it. restic 0.14 can hang for good
@@ -320,8 +316,16 @@ void backup_restic_unlock(const backup_cfg *c, const backup_dest *d, json_object
 
         if (backup_restic_run(c, d, args, 60000, &r, NULL) < 0)
                 return;
-        json_object_object_add(out, "stale_locks_removed", json_object_new_boolean(jb_spawn_succeeded(&r)));
+        if (out)
+                json_object_object_add(out, "stale_locks_removed", json_object_new_boolean(jb_spawn_succeeded(&r)));
         jb_spawn_result_free(&r);
+}
+
+const char *backup_restic_cancelled(backup_job *j, const backup_dest *d, json_object *out, jb_err *err) {
+        j->cancel_asked = true;
+        jb_err_set_code(err, BACKUP_E_CANCELLED, "cancelled at the caller's request");
+        backup_restic_unlock(j->c, d, out);
+        return "cancelled";
 }
 
 /* Why a stalled stage failed: DEST_FULL when a local destination has
@@ -364,11 +368,8 @@ const char *backup_restic_stage(backup_job *j, const backup_dest *d, const char 
                 forget_snapshot(j->c, d, stage);
                 backup_restic_unlock(j->c, d, stage);     /* a killed restic leaves its lock */
         } else if (io.cancelled) {
-                j->cancel_asked = true;
-                state = "cancelled";
-                jb_err_set_code(err, BACKUP_E_CANCELLED, "cancelled at the caller's request");
                 forget_snapshot(j->c, d, stage);
-                backup_restic_unlock(j->c, d, stage);     /* see backup_restic_unlock */
+                state = backup_restic_cancelled(j, d, stage, err);
         } else if (jb_spawn_succeeded(&r) && json_object_object_get_ex(stage, "snapshot_id", NULL)) {
                 state = "succeeded";
         } else if (r.exit_code == 3 && json_object_object_get_ex(stage, "snapshot_id", NULL)) {

@@ -340,10 +340,7 @@ static const char *run_restic(backup_job *j, const rplan *p, json_object *stage,
                 return "failed";
         json_object_object_add(stage, "exit_code", json_object_new_int(r.exit_code));
         if (io.cancelled) {
-                j->cancel_asked = true;
-                state = "cancelled";
-                jb_err_set_code(err, BACKUP_E_CANCELLED, "cancelled at the caller's request");
-                backup_restic_unlock(j->c, &p->d, stage);
+                state = backup_restic_cancelled(j, &p->d, stage, err);
         } else if (jb_spawn_succeeded(&r)) {
                 state = "succeeded";
         } else if (r.exit_code == 1 && strstr(r.stderr_data, "Fatal: There were ")) {

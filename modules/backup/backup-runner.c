@@ -93,6 +93,10 @@ static void stop_done(backup_job *j) {
                 (void) !write(cancel_w, "c", 1);
 }
 
+void backup_job_stage_fail(backup_job *j, json_object *stage, const jb_err *err) {
+        backup_job_stage_end(j, stage, strcmp(err->code, BACKUP_E_CANCELLED) == 0 ? "cancelled" : "failed", err);
+}
+
 json_object *backup_job_stage_begin(backup_job *j, const char *name) {
         json_object *stages, *stage = json_object_new_object();
 

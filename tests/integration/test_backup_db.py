@@ -298,6 +298,15 @@ def maria_shop(e, db, rows=2000):
           "CREATE FUNCTION total() RETURNS INT DETERMINISTIC RETURN (SELECT SUM(qty) FROM orders);", db)
 
 
+def maria_case(suffix, repo, rows=2000):
+    """The environment, a new shop database <account>_<suffix> and a new
+    repository."""
+    e = env()
+    db = e.acct.name + "_" + suffix
+    maria_shop(e, db, rows=rows)
+    return e, db, e.repo(repo)
+
+
 def stage(job, name):
     found = [s for s in job["stages"] if s["name"] == name]
     assert len(found) == 1, job
@@ -306,11 +315,8 @@ def stage(job, name):
 
 @test
 def mariadb_backup_and_restore_round_trip():
-    e = env()
-    db = e.acct.name + "_shop"
-    maria_shop(e, db)
+    e, db, d = maria_case("shop", "m1")
     before = e.maria.checksums(db)
-    d = e.repo("m1")
     job = e.backup(d, [{"engine": "mariadb", "name": db}])
     assert job["state"] == "succeeded", job
     s = stage(job, "db:mariadb:" + db)
@@ -423,11 +429,8 @@ def a_missing_database_fails_with_not_found():
 
 @test
 def restore_checks_the_snapshot_and_the_target():
-    e = env()
-    db = e.acct.name + "_shop"
+    e, db, d = maria_case("shop", "r1", rows=10)
     other = e.acct.name + "_other"
-    maria_shop(e, db, rows=10)
-    d = e.repo("r1")
     job = e.backup(d, [{"engine": "mariadb", "name": db}])
     snap = stage(job, "db:mariadb:" + db)["snapshot_id"]
     # The snapshot holds no dump of that database: refused, no job.
@@ -497,10 +500,7 @@ def files_and_databases_come_back_in_one_job():
 
 @test
 def a_dump_stuck_on_a_lock_is_stopped_as_stalled():
-    e = env()
-    db = e.acct.name + "_stuck"
-    maria_shop(e, db, rows=10)
-    d = e.repo("st1")
+    e, db, d = maria_case("stuck", "st1", rows=10)
     # Another session holds a table's write lock: mariadb-dump waits for
     # it (lock_wait_timeout is a year) and restic, reading its stream,
     # shows no progress.
@@ -540,10 +540,7 @@ def cmdline(pid):
 
 @test
 def a_dump_cut_short_fails_and_leaves_no_snapshot():
-    e = env()
-    db = e.acct.name + "_big"
-    maria_shop(e, db, rows=5000)
-    d = e.repo("f1")
+    e, db, d = maria_case("big", "f1", rows=5000)
     open(e.marker("cut-dump"), "w").close()
     try:
         job = e.backup(d, [{"engine": "mariadb", "name": db}])
@@ -579,10 +576,7 @@ def restic_under(job_id):
 
 @test
 def restic_killed_mid_stream_fails():
-    e = env()
-    db = e.acct.name + "_shop"
-    maria_shop(e, db, rows=50)
-    d = e.repo("k1")
+    e, db, d = maria_case("shop", "k1", rows=50)
     open(e.marker("hold-backup"), "w").close()
     try:
         r = expect_ok(e.call("backup.run", {"destination": d, "user": e.acct.name, "home": False,
